@@ -1,0 +1,3 @@
+from rlt.cli import main
+
+raise SystemExit(main())

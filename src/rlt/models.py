@@ -1,0 +1,166 @@
+"""Local tiny models: a character-level tokenizer with a chat template and tiny Qwen2 configs.
+
+Everything here is built on the machine, nothing is downloaded. The saved directory
+is an ordinary ``save_pretrained`` model, so every stage takes its path exactly as
+it would take ``Qwen/Qwen2.5-7B-Instruct``.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    PreTrainedTokenizerFast,
+    Qwen2Config,
+    Qwen2ForCausalLM,
+)
+
+from rlt.formats import TAG_SETS
+
+# A ChatML template, as Qwen2.5 uses (its default system prompt left out).
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+PAD, UNK, IM_START, IM_END = "<|endoftext|>", "<|unk|>", "<|im_start|>", "<|im_end|>"
+CHARACTERS = string.printable  # digits, letters, punctuation, whitespace
+
+
+def char_tokenizer() -> PreTrainedTokenizerFast:
+    """A character-level fast tokenizer covering the built-in tasks, with both tag sets."""
+    specials = [PAD, UNK, IM_START, IM_END]
+    vocab = {tok: i for i, tok in enumerate(specials)}
+    for ch in CHARACTERS:
+        vocab.setdefault(ch, len(vocab))
+    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    backend.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=None,
+        eos_token=IM_END,
+        pad_token=PAD,
+        unk_token=UNK,
+        additional_special_tokens=[IM_START],
+        clean_up_tokenization_spaces=False,
+    )
+    # Tags are atomic but not "special": decoding keeps them, as it does for real tokenizers.
+    tags = sorted({t for ts in TAG_SETS.values() for t in ts.all_tags})
+    tok.add_tokens(tags)
+    tok.chat_template = CHAT_TEMPLATE
+    tok.model_max_length = 4096
+    return tok
+
+
+@dataclass(frozen=True)
+class TinySize:
+    hidden_size: int
+    intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    extra: dict = field(default_factory=dict)
+
+
+TINY_SIZES: dict[str, TinySize] = {
+    "nano": TinySize(32, 64, 1, 2, 1),
+    "tiny": TinySize(64, 128, 2, 4, 2),
+    "small": TinySize(128, 384, 4, 4, 2),
+    "base": TinySize(256, 768, 6, 8, 4),
+}
+DEFAULT_SIZE = "tiny"
+
+
+def tiny_config(
+    size: str = DEFAULT_SIZE, vocab_size: int = 128, max_position_embeddings: int = 4096
+) -> Qwen2Config:
+    """A Qwen2 config of a named tiny size."""
+    if size not in TINY_SIZES:
+        raise ValueError(f"unknown tiny model size {size!r}; expected one of {list(TINY_SIZES)}")
+    s = TINY_SIZES[size]
+    return Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=s.hidden_size,
+        intermediate_size=s.intermediate_size,
+        num_hidden_layers=s.num_hidden_layers,
+        num_attention_heads=s.num_attention_heads,
+        num_key_value_heads=s.num_key_value_heads,
+        max_position_embeddings=max_position_embeddings,
+        tie_word_embeddings=True,
+        rope_theta=10000.0,
+        **s.extra,
+    )
+
+
+def tiny_model(size: str = DEFAULT_SIZE, seed: int = 0) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerFast]:
+    """A randomly initialised tiny Qwen2 model and the character tokenizer that fits it."""
+    tok = char_tokenizer()
+    cfg = tiny_config(size, vocab_size=len(tok))
+    cfg.pad_token_id = tok.pad_token_id
+    cfg.eos_token_id = tok.eos_token_id
+    cfg.bos_token_id = None
+    torch.manual_seed(seed)
+    model = Qwen2ForCausalLM(cfg)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model, tok
+
+
+def save_tiny_model(out_dir: str | Path, size: str = DEFAULT_SIZE, seed: int = 0) -> Path:
+    """Write a tiny model + tokenizer with ``save_pretrained``; returns the directory."""
+    out = Path(out_dir)
+    model, tok = tiny_model(size, seed)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def load_model_and_tokenizer(
+    path: str, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None
+):
+    """Load a causal LM and its tokenizer from a hub id or a local directory, with a clear error."""
+    local = Path(path)
+    if (path.startswith((".", "/", "~")) or local.exists()) and not local.expanduser().exists():
+        raise FileNotFoundError(f"model path {path!r} does not exist")
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype if dtype is not None else "auto")
+    except OSError as err:
+        raise FileNotFoundError(f"cannot load model {path!r}: {err}") from err
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    if device is not None:
+        model.to(device)
+    return model, tok
+
+
+@dataclass
+class TinyModelArguments:
+    """Arguments of `rlt tiny-model`."""
+
+    out: str = field(metadata={"help": "Directory to write the model and tokenizer to."})
+    size: str = field(default=DEFAULT_SIZE, metadata={"help": f"One of {list(TINY_SIZES)}."})
+    seed: int = field(default=0, metadata={"help": "Seed of the random initialisation."})
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trl import TrlParser
+
+    (args,) = TrlParser([TinyModelArguments]).parse_args_and_config(argv)
+    if args.size not in TINY_SIZES:
+        from rlt.errors import ConfigError
+
+        raise ConfigError(f"size: unknown tiny model size {args.size!r}; expected one of {list(TINY_SIZES)}")
+    out = save_tiny_model(args.out, args.size, args.seed)
+    n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
+    print(f"wrote tiny model {args.size!r} ({n:,} parameters, seed {args.seed}) to {out}")
+    return 0
