@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny local models, built on the machine (nothing is downloaded)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("WANDB_DISABLED", "true")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A saved tiny Qwen2 model + character tokenizer (seed 0), as a path any stage can load."""
+    from rlt.models import save_tiny_model
+
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny_model"), size="tiny", seed=0))
+
+
+@pytest.fixture(scope="session")
+def tiny_student_dir(tmp_path_factory):
+    """A second tiny model (seed 1, same vocabulary) to play the frozen student."""
+    from rlt.models import save_tiny_model
+
+    return str(save_tiny_model(tmp_path_factory.mktemp("tiny_student"), size="tiny", seed=1))
+
+
+@pytest.fixture()
+def tiny_model_and_tokenizer():
+    from rlt.models import tiny_model
+
+    return tiny_model("tiny", seed=0)
+
+
+@pytest.fixture()
+def tags():
+    from rlt.formats import get_tags
+
+    return get_tags("bespoke")
