@@ -1,0 +1,762 @@
+"""The RLT reward (spec §3): how well a frozen student follows the teacher's explanation.
+
+Read top to bottom, this module is spec §3:
+
+1. The student sequence is ``prefix_ids | explanation ids | suffix_ids``
+   (:func:`rlt.formats.student_segments`), so the explanation positions ``E`` and the
+   solution positions ``A`` are known by construction. Teacher and student must share
+   a vocabulary; :class:`RLTReward` checks that once, at construction.
+2. One student forward pass gives ``ℓ_S(t) = log_softmax(z_S(t)/τ_S)[x_t]`` at every
+   ``t ∈ E ∪ A``. One teacher forward over its own prompt + the explanation (or the
+   log-probs the trainer already has) gives ``ℓ_T(t) = log_softmax(z_T(t)/τ_T)[x_t]``
+   for ``t ∈ E``. Only the model *body* runs over the whole sequence; the LM head is
+   applied chunk by chunk to the needed positions (:func:`chunked_token_logprobs`), so
+   ``[tokens × vocab]`` logits never exist at once.
+3. ``r_SS = Σ a_i · reduce_i(ℓ_S over A)`` with reductions ``mean``/``min``;
+   ``k(t) = ℓ_T(t) − ℓ_S(t)`` on ``E``; ``r_KL = Σ b_j · reduce_j(k over E)`` with
+   ``mean``/``max``; ``r = r_SS − r_KL + p``.
+4. ``p = format_penalty`` when the explanation has no close tag, is empty, or a term's
+   token set is empty. An empty set never yields NaN: its statistics take the
+   *worst-case value* ``W = log(V)`` (``V`` = the student's output vocabulary), i.e.
+   every solution statistic is ``−W`` (the log-prob of a uniform guess) and every KL
+   statistic is ``+W`` (a certain teacher against a uniform-guessing student). The
+   value is finite, depends on nothing but the model, and is overridable with
+   ``RLTRewardConfig.empty_term_value``.
+
+Without a teacher (``rlt score`` on traces whose teacher is unknown) the KL terms are
+``None`` and ``r = r_SS + p``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from rlt.errors import ConfigError, RewardError
+from rlt.formats import (
+    StudentSegments,
+    as_text,
+    explanation_token_ids,
+    extract_explanation,
+    get_tags,
+    student_segments,
+    teacher_rl_prompt,
+)
+
+SOLUTION_REDUCTIONS = ("mean", "min")
+KL_REDUCTIONS = ("mean", "max")
+
+# --------------------------------------------------------------------------- configuration
+
+
+def parse_coefs(value: Any, field_name: str, allowed: Sequence[str]) -> list[tuple[float, str]]:
+    """Normalise coefficient lists as they arrive from Python, YAML or the command line.
+
+    Accepts ``[(1.0, "mean"), ...]``, ``[[1.0, "mean"], ...]`` (YAML) and the string form
+    ``"1.0:mean,0.01:min"`` (CLI). Raises :class:`ConfigError` naming ``field_name``.
+    """
+    if isinstance(value, str):
+        items: list[Any] = []
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            coef, sep, name = part.partition(":")
+            if not sep:
+                raise ConfigError(f"{field_name}: {part!r} is not of the form COEF:REDUCTION (e.g. 1.0:mean)")
+            items.append((coef, name))
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ConfigError(f"{field_name}: expected a list of (coef, reduction) pairs, got {value!r}")
+    out: list[tuple[float, str]] = []
+    for item in items:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise ConfigError(f"{field_name}: {item!r} is not a (coef, reduction) pair")
+        coef, name = item
+        try:
+            coef = float(coef)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{field_name}: coefficient {coef!r} is not a number") from None
+        if not math.isfinite(coef):
+            raise ConfigError(f"{field_name}: coefficient {coef!r} is not finite")
+        name = str(name).strip()
+        if name not in allowed:
+            raise ConfigError(f"{field_name}: unknown reduction {name!r}; expected one of {list(allowed)}")
+        out.append((coef, name))
+    return out
+
+
+def format_coefs(coefs: Sequence[tuple[float, str]]) -> str:
+    """The CLI string form of a coefficient list: ``"1.0:mean,0.01:min"``."""
+    return ",".join(f"{c:g}:{n}" for c, n in coefs)
+
+
+@dataclass
+class RLTRewardConfig:
+    """Settings of the RLT reward. Defaults are the paper's released values (spec §3)."""
+
+    solution_coefs: list[tuple[float, str]] = field(
+        default_factory=lambda: [(1.0, "mean"), (0.01, "min")],
+        metadata={"help": "r_SS = Σ coef · reduction(ℓ_S over solution tokens); reductions: mean, min."},
+    )
+    kl_coefs: list[tuple[float, str]] = field(
+        default_factory=lambda: [(3.0, "mean"), (0.03, "max")],
+        metadata={"help": "r_KL = Σ coef · reduction(ℓ_T − ℓ_S over explanation tokens); mean, max."},
+    )
+    student_temperature: float = field(
+        default=0.7, metadata={"help": "τ_S: the student's logits are divided by it."}
+    )
+    teacher_temperature: float = field(
+        default=0.7, metadata={"help": "τ_T: the teacher's generation temperature, used for ℓ_T."}
+    )
+    format_penalty: float = field(
+        default=-1.0, metadata={"help": "p: added when the close tag is missing or a token set is empty."}
+    )
+    tag_format: str = field(default="bespoke", metadata={"help": "Tag set: bespoke or r1."})
+    chunk_size: int = field(
+        default=256,
+        metadata={
+            "help": "Positions per LM-head chunk: peak extra memory is about chunk_size × vocab × 4 bytes "
+            "(256 × 152k ≈ 156 MB)."
+        },
+    )
+    student_system_prompt: str | None = field(
+        default=None, metadata={"help": "Student system prompt; None = rlt.formats default, '' = none."}
+    )
+    teacher_system_prompt: str | None = field(
+        default=None, metadata={"help": "Teacher system prompt; None = rlt.formats default, '' = none."}
+    )
+    empty_term_value: float | None = field(
+        default=None,
+        metadata={
+            "help": "W: an empty token set scores −W for solution statistics and +W for KL statistics "
+            "(plus the format penalty). None = log(student vocabulary size)."
+        },
+    )
+    micro_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Sequences per forward pass; None = the whole batch in one forward."},
+    )
+    offload_student: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the student on CPU between calls and move it to the teacher's device for each "
+            "call (saves accelerator memory, costs one host-to-device copy per call)."
+        },
+    )
+    padding_side: str = field(
+        default="right",
+        metadata={"help": "Padding of the batched forward; the numbers do not depend on it."},
+    )
+
+    def __post_init__(self) -> None:
+        self.solution_coefs = parse_coefs(self.solution_coefs, "solution_coefs", SOLUTION_REDUCTIONS)
+        self.kl_coefs = parse_coefs(self.kl_coefs, "kl_coefs", KL_REDUCTIONS)
+        for name in ("student_temperature", "teacher_temperature"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"{name}: must be a finite number > 0, got {value!r}")
+        if not math.isfinite(float(self.format_penalty)):
+            raise ConfigError(f"format_penalty: must be finite, got {self.format_penalty!r}")
+        try:
+            get_tags(self.tag_format)
+        except ValueError as err:
+            raise ConfigError(f"tag_format: {err}") from None
+        if not isinstance(self.chunk_size, int) or self.chunk_size <= 0:
+            raise ConfigError(f"chunk_size: must be an integer > 0, got {self.chunk_size!r}")
+        if self.micro_batch_size is not None and (
+            not isinstance(self.micro_batch_size, int) or self.micro_batch_size <= 0
+        ):
+            raise ConfigError(
+                f"micro_batch_size: must be an integer > 0 or None, got {self.micro_batch_size!r}"
+            )
+        if self.empty_term_value is not None and not math.isfinite(float(self.empty_term_value)):
+            raise ConfigError(f"empty_term_value: must be finite or None, got {self.empty_term_value!r}")
+        if self.padding_side not in ("left", "right"):
+            raise ConfigError(f"padding_side: must be 'left' or 'right', got {self.padding_side!r}")
+
+    @property
+    def uses_kl(self) -> bool:
+        """Whether any KL coefficient is non-zero (0 everywhere is the paper's no-alignment ablation)."""
+        return any(c != 0 for c, _ in self.kl_coefs)
+
+
+# --------------------------------------------------------------------------- log-probs of chosen tokens
+
+
+def chunked_token_logprobs(
+    hidden: torch.Tensor,
+    lm_head: nn.Module | torch.Tensor,
+    targets: torch.Tensor,
+    temperature: float = 1.0,
+    chunk_size: int = 256,
+) -> torch.Tensor:
+    """``log_softmax(lm_head(hidden) / temperature)[targets]`` without full logits.
+
+    Args:
+        hidden: ``[N, H]`` hidden states, each the input of the prediction of one target.
+        lm_head: the output projection: an ``nn.Linear`` (its weight ``[V, H]`` and bias are
+            used directly), any module mapping ``[n, H] -> [n, V]``, or a weight ``[V, H]``.
+        targets: ``[N]`` token ids.
+        temperature: logits are divided by it before the softmax.
+        chunk_size: positions per chunk; only ``[chunk_size, V]`` logits exist at a time.
+
+    Returns:
+        ``[N]`` fp32 log-probabilities. Each chunk's logits are upcast to fp32, and only
+        ``logsumexp`` and a gather are computed (no ``[N, V]`` log-softmax). A position
+        whose logits contain NaN or +inf comes back non-finite (NaN), never silently
+        finite, so callers can say which sample was affected.
+    """
+    if hidden.dim() != 2 or targets.dim() != 1 or hidden.shape[0] != targets.shape[0]:
+        raise ValueError(
+            f"expected hidden [N, H] and targets [N], got {tuple(hidden.shape)} and {tuple(targets.shape)}"
+        )
+    n = hidden.shape[0]
+    out = torch.empty(n, dtype=torch.float32, device=hidden.device)
+    if n == 0:
+        return out
+    weight: torch.Tensor | None
+    bias: torch.Tensor | None = None
+    if isinstance(lm_head, torch.Tensor):
+        weight = lm_head
+    elif type(lm_head) is nn.Linear:  # exactly Linear: subclasses (LoRA, quantised) may override forward
+        weight, bias = lm_head.weight, lm_head.bias
+    else:
+        weight = None
+    targets = targets.to(hidden.device)
+    inv_t = 1.0 / float(temperature)
+    # An fp32 head writes each chunk into one reused buffer: no per-chunk allocation
+    # (page faults dominate at large vocabularies on CPU).
+    reuse = weight is not None and weight.dtype == torch.float32 and hidden.dtype == torch.float32
+    buf: torch.Tensor | None = None
+    for start in range(0, n, chunk_size):
+        h = hidden[start : start + chunk_size]
+        t = targets[start : start + chunk_size]
+        if reuse:
+            assert weight is not None
+            if buf is None:
+                buf = torch.empty(min(chunk_size, n), weight.shape[0], dtype=torch.float32, device=h.device)
+            logits = buf[: h.shape[0]]
+            if bias is None:
+                torch.matmul(h, weight.t(), out=logits)
+            else:
+                torch.addmm(bias, h, weight.t(), out=logits)
+        else:
+            z = F.linear(h, weight, bias) if weight is not None else lm_head(h)  # type: ignore[operator]
+            logits = z.float() if z.dtype != torch.float32 else z
+        logits.mul_(inv_t)
+        chosen = logits.gather(1, t[:, None]).squeeze(1)
+        # logsumexp in place (torch.logsumexp would allocate two more [chunk, V] tensors).
+        peak = logits.amax(dim=1)
+        finite_peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
+        lse = logits.sub_(finite_peak[:, None]).exp_().sum(dim=1).log_().add_(finite_peak)
+        lp = chosen - lse
+        # NaN/+inf logits give NaN/inf here; keep them non-finite so the caller can report them.
+        bad = ~torch.isfinite(lse) | torch.isnan(chosen)
+        out[start : start + h.shape[0]] = torch.where(bad, torch.full_like(lp, float("nan")), lp)
+    return out
+
+
+def _body_and_head(model: nn.Module, who: str) -> tuple[nn.Module, nn.Module]:
+    """The decoder body (hidden states) and the LM head of a causal LM."""
+    config = getattr(model, "config", None)
+    for attr in ("final_logit_softcapping", "logit_scale"):
+        if getattr(config, attr, None) not in (None, 1.0):
+            raise RewardError(
+                f"the {who} applies {attr} to its logits; the RLT reward's chunked head does not support that"
+            )
+    body = model.get_decoder() if hasattr(model, "get_decoder") else None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    if body is None or head is None:
+        raise RewardError(
+            f"the {who} ({type(model).__name__}) does not expose get_decoder()/get_output_embeddings(); "
+            "the RLT reward needs a causal LM body and head"
+        )
+    return body, head
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")
+
+
+def span_logprobs(
+    model: nn.Module,
+    sequences: list[list[int]],
+    spans: list[list[tuple[int, int]]],
+    temperature: float,
+    chunk_size: int,
+    padding_side: str = "right",
+    pad_id: int = 0,
+    micro_batch_size: int | None = None,
+) -> list[list[torch.Tensor]]:
+    """Log-probs of the tokens in ``spans`` of each sequence, one body forward per micro-batch.
+
+    Args:
+        sequences: ``B`` token-id lists.
+        spans: per sequence, ``[start, end)`` position ranges with ``start >= 1`` (position
+            ``t`` is predicted from the hidden state at ``t - 1``).
+    Returns:
+        Per sequence, one fp32 CPU tensor ``[end - start]`` per span; non-finite where the
+        logits were (see :func:`chunked_token_logprobs`).
+    """
+    body, head = _body_and_head(model, "model")
+    device = _model_device(model)
+    results: list[list[torch.Tensor]] = [[] for _ in sequences]
+    step = micro_batch_size or max(1, len(sequences))
+    for lo in range(0, len(sequences), step):
+        group = list(range(lo, min(lo + step, len(sequences))))
+        lengths = [len(sequences[i]) for i in group]
+        width = max(lengths)
+        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(group), width), dtype=torch.long)
+        offsets = []
+        for row, i in enumerate(group):
+            off = width - lengths[row] if padding_side == "left" else 0
+            offsets.append(off)
+            ids[row, off : off + lengths[row]] = torch.tensor(sequences[i], dtype=torch.long)
+            mask[row, off : off + lengths[row]] = 1
+        # Explicit positions: left padding must not shift the rotary positions of real tokens.
+        positions = (mask.cumsum(dim=1) - 1).clamp_(min=0)
+        rows, cols, targets = [], [], []
+        for row, i in enumerate(group):
+            for start, end in spans[i]:
+                if start < 1 or end > lengths[row] or start > end:
+                    raise RewardError(
+                        f"span [{start}, {end}) is outside sequence {i} of length {lengths[row]}"
+                    )
+                pos = torch.arange(start, end)
+                rows.append(torch.full((end - start,), row, dtype=torch.long))
+                cols.append(pos - 1 + offsets[row])
+                targets.append(torch.tensor(sequences[i][start:end], dtype=torch.long))
+        hidden = body(
+            input_ids=ids.to(device),
+            attention_mask=mask.to(device),
+            position_ids=positions.to(device),
+            use_cache=False,
+        ).last_hidden_state
+        if rows:
+            r, c = torch.cat(rows).to(device), torch.cat(cols).to(device)
+            lp = chunked_token_logprobs(hidden[r, c], head, torch.cat(targets), temperature, chunk_size).cpu()
+        else:
+            lp = torch.empty(0)
+        del hidden
+        at = 0
+        for i in group:
+            for start, end in spans[i]:
+                results[i].append(lp[at : at + end - start])
+                at += end - start
+    return results
+
+
+# --------------------------------------------------------------------------- reductions
+
+
+def _reduce(values: torch.Tensor, name: str) -> float:
+    if name == "mean":
+        return float(values.double().mean())
+    if name == "min":
+        return float(values.min())
+    if name == "max":
+        return float(values.max())
+    raise ConfigError(f"unknown reduction {name!r}")
+
+
+def _weighted(stats: dict[str, float], coefs: Sequence[tuple[float, str]]) -> float:
+    return float(sum(c * stats[name] for c, name in coefs))
+
+
+# --------------------------------------------------------------------------- the reward
+
+
+def _vocab_difference(
+    a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase, tags: Sequence[str]
+) -> str | None:
+    """A description of how two tokenizers' vocabularies differ, or None if they agree."""
+    va, vb = a.get_vocab(), b.get_vocab()
+    if va == vb:
+        return None
+    parts = []
+    if len(va) != len(vb):
+        parts.append(f"sizes {len(va)} (teacher) vs {len(vb)} (student)")
+    for tag in tags:
+        ia, ib = va.get(tag), vb.get(tag)
+        if ia != ib:
+            parts.append(f"tag {tag!r} has id {ia} (teacher) vs {ib} (student)")
+    diff = [t for t in va if vb.get(t) != va[t]][:5] + [t for t in vb if t not in va][:5]
+    if diff:
+        parts.append("e.g. tokens " + ", ".join(f"{t!r}: {va.get(t)} vs {vb.get(t)}" for t in diff[:5]))
+    return "; ".join(parts) or "the vocabularies differ"
+
+
+class RLTReward:
+    """The RLT reward as a TRL reward function (spec §3), with every component per sample.
+
+    The student is frozen (eval mode, no gradients) and is only ever run under
+    ``torch.no_grad()``. The teacher's log-probs come from, in order: the argument
+    ``teacher_logprobs`` / the attribute ``pending_teacher_logprobs`` (a trainer that
+    already has them sets it before the call; it is consumed), else one no-grad forward
+    of ``self.teacher`` (a trainer sets ``reward.teacher = unwrapped policy``: the policy
+    itself, no second copy), else none: the KL terms are ``None`` and left out of ``r``.
+    This object is deliberately not an ``nn.Module``: TRL would treat it as a
+    sequence-classification reward model.
+    """
+
+    __name__ = "rlt"
+
+    def __init__(
+        self,
+        student: nn.Module,
+        student_tokenizer: PreTrainedTokenizerBase,
+        config: RLTRewardConfig | None = None,
+        teacher: nn.Module | None = None,
+        teacher_tokenizer: PreTrainedTokenizerBase | None = None,
+    ) -> None:
+        self.config = config or RLTRewardConfig()
+        self.tags = get_tags(self.config.tag_format)
+        self.student = student
+        self.student.eval()
+        self.student.requires_grad_(False)
+        self.student_tokenizer = student_tokenizer
+        self.teacher = teacher
+        self.teacher_tokenizer = teacher_tokenizer
+        if teacher_tokenizer is not None:
+            diff = _vocab_difference(teacher_tokenizer, student_tokenizer, self.tags.all_tags)
+            if diff is not None:
+                raise RewardError(
+                    "teacher and student must share a vocabulary (the reward scores the teacher's token ids "
+                    f"with the student): {diff}"
+                )
+        _body_and_head(student, "student")
+        vocab = student.get_output_embeddings().weight.shape[0]
+        self.empty_value = (
+            float(self.config.empty_term_value)
+            if self.config.empty_term_value is not None
+            else math.log(vocab)
+        )
+        self.pending_teacher_logprobs: list[torch.Tensor] | None = None
+        self.last_components: list[dict[str, Any]] = []
+        self._segments: dict[tuple[str, str], StudentSegments] = {}
+        if self.config.offload_student:
+            self.student.to("cpu")
+
+    # ----------------------------------------------------------------- building blocks
+
+    def segments(self, question: str, solution: str) -> StudentSegments:
+        """Student-sequence segments for one (question, solution), cached (GRPO repeats them)."""
+        key = (question, solution)
+        seg = self._segments.get(key)
+        if seg is None:
+            if len(self._segments) > 4096:
+                self._segments.clear()
+            seg = student_segments(
+                self.student_tokenizer, question, solution, self.tags, self.config.student_system_prompt
+            )
+            self._segments[key] = seg
+        return seg
+
+    def _pad_id(self, tokenizer: PreTrainedTokenizerBase) -> int:
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        return int(pad or 0)
+
+    def _raise_non_finite(self, who: str, index: int, questions: Sequence[str]) -> None:
+        q = str(questions[index])
+        prefix = q[:60] + ("…" if len(q) > 60 else "")
+        raise RewardError(f"non-finite {who} logits (NaN or inf) for sample {index} (question {prefix!r})")
+
+    def teacher_prompt_ids(self, questions: Sequence[str], solutions: Sequence[str]) -> list[list[int]]:
+        """The teacher's RL prompt (up to ``EXPL_OPEN``) for each sample, as token ids."""
+        tok = self.teacher_tokenizer or self.student_tokenizer
+        return [
+            tok(
+                teacher_rl_prompt(tok, q, s, self.tags, self.config.teacher_system_prompt),
+                add_special_tokens=False,
+            )["input_ids"]
+            for q, s in zip(questions, solutions)
+        ]
+
+    @torch.no_grad()
+    def compute_teacher_logprobs(
+        self,
+        teacher_prompt_ids: Sequence[Sequence[int]],
+        explanation_ids: Sequence[Sequence[int]],
+        questions: Sequence[str] | None = None,
+    ) -> list[torch.Tensor]:
+        """``ℓ_T`` of each explanation token: one no-grad teacher forward over prompt + explanation.
+
+        Returns one fp32 CPU tensor ``[len(explanation_ids[i])]`` per sample.
+        """
+        if self.teacher is None:
+            raise RewardError("no teacher model is set; pass teacher_logprobs or set reward.teacher")
+        teacher = self.teacher
+        was_training = teacher.training
+        teacher.eval()  # dropout off: ℓ_T is the sampling distribution
+        try:
+            seqs = [[*p, *e] for p, e in zip(teacher_prompt_ids, explanation_ids)]
+            spans = [[(len(p), len(p) + len(e))] for p, e in zip(teacher_prompt_ids, explanation_ids)]
+            out = span_logprobs(
+                teacher,
+                seqs,
+                spans,
+                self.config.teacher_temperature,
+                self.config.chunk_size,
+                self.config.padding_side,
+                self._pad_id(self.teacher_tokenizer or self.student_tokenizer),
+                self.config.micro_batch_size,
+            )
+        finally:
+            teacher.train(was_training)
+        result = [lps[0] for lps in out]
+        for i, lp in enumerate(result):
+            if not bool(torch.isfinite(lp).all()):
+                self._raise_non_finite("teacher", i, questions or [""] * len(result))
+        return result
+
+    # ----------------------------------------------------------------- the reward
+
+    @torch.no_grad()
+    def score_ids(
+        self,
+        questions: Sequence[str],
+        solutions: Sequence[str],
+        explanation_ids: Sequence[Sequence[int]],
+        closed: Sequence[bool],
+        teacher_logprobs: Sequence[torch.Tensor] | None = None,
+        teacher_prompt_ids: Sequence[Sequence[int]] | None = None,
+    ) -> list[dict[str, Any]]:
+        """The reward and its components for each sample.
+
+        Args:
+            questions, solutions: ``B`` strings (solutions with or without their tags).
+            explanation_ids: ``B`` token-id lists, exactly as the teacher sampled them
+                (without ``EXPL_CLOSE``).
+            closed: whether each completion had ``EXPL_CLOSE``.
+            teacher_logprobs: optional ``B`` 1-D tensors ``[≥ len(explanation_ids[i])]`` of
+                ``ℓ_T`` (at ``τ_T``); extra trailing entries (close tag, padding) are ignored.
+            teacher_prompt_ids: the teacher's prompt ids, when ``ℓ_T`` is computed here.
+
+        Returns:
+            One dict per sample: ``reward``, ``solution_logprob_mean``, ``solution_logprob_min``,
+            ``kl_mean``, ``kl_max`` (None without teacher log-probs), ``penalty``,
+            ``num_explanation_tokens``, ``num_solution_tokens``, ``closed``.
+        """
+        cfg = self.config
+        n = len(questions)
+        if not (len(solutions) == len(explanation_ids) == len(closed) == n):
+            raise RewardError(
+                f"batch fields differ in length: {n} questions, {len(solutions)} solutions, "
+                f"{len(explanation_ids)} explanations, {len(closed)} closed flags"
+            )
+        explanation_ids = [[int(t) for t in e] for e in explanation_ids]
+
+        # ℓ_T: given, or one teacher forward.
+        lt: list[torch.Tensor] | None = None
+        if teacher_logprobs is not None:
+            if len(teacher_logprobs) != n:
+                raise RewardError(f"got {len(teacher_logprobs)} teacher log-prob tensors for {n} samples")
+            lt = []
+            for i, (lp, e) in enumerate(zip(teacher_logprobs, explanation_ids)):
+                lp = torch.as_tensor(lp).detach().float().reshape(-1).cpu()
+                if lp.numel() < len(e):
+                    raise RewardError(
+                        f"sample {i}: {lp.numel()} teacher log-probs for {len(e)} explanation tokens"
+                    )
+                lp = lp[: len(e)]
+                if not bool(torch.isfinite(lp).all()):
+                    self._raise_non_finite("teacher", i, questions)
+                lt.append(lp)
+        elif self.teacher is not None:
+            prompts = (
+                [list(p) for p in teacher_prompt_ids]
+                if teacher_prompt_ids is not None
+                else self.teacher_prompt_ids(questions, solutions)
+            )
+            # Computed even when every KL coefficient is 0 (the ablation): the KL is still logged.
+            lt = self.compute_teacher_logprobs(prompts, explanation_ids, questions)
+
+        # ℓ_S over E and A: one student forward for the whole batch.
+        seqs, spans = [], []
+        for q, s, e in zip(questions, solutions, explanation_ids):
+            ids, e_slice, a_slice = self.segments(str(q), str(s)).build(e)
+            seqs.append(ids)
+            spans.append([(e_slice.start, e_slice.stop), (a_slice.start, a_slice.stop)])
+        ls = self._student_span_logprobs(seqs, spans)
+
+        results = []
+        w = self.empty_value
+        for i in range(n):
+            ls_e, ls_a = ls[i]
+            if not (bool(torch.isfinite(ls_e).all()) and bool(torch.isfinite(ls_a).all())):
+                self._raise_non_finite("student", i, questions)
+            empty_e, empty_a = ls_e.numel() == 0, ls_a.numel() == 0
+            sol = {"mean": -w, "min": -w} if empty_a else {r: _reduce(ls_a, r) for r in SOLUTION_REDUCTIONS}
+            r_ss = _weighted(sol, cfg.solution_coefs)
+            kl: dict[str, float] | None = None
+            if lt is not None:
+                kl = (
+                    {"mean": w, "max": w} if empty_e else {r: _reduce(lt[i] - ls_e, r) for r in KL_REDUCTIONS}
+                )
+            r_kl = _weighted(kl, cfg.kl_coefs) if kl is not None else 0.0
+            penalty = float(cfg.format_penalty) if (not closed[i] or empty_e or empty_a) else 0.0
+            results.append(
+                {
+                    "reward": r_ss - r_kl + penalty,
+                    "solution_logprob_mean": sol["mean"],
+                    "solution_logprob_min": sol["min"],
+                    "kl_mean": None if kl is None else kl["mean"],
+                    "kl_max": None if kl is None else kl["max"],
+                    "penalty": penalty,
+                    "num_explanation_tokens": int(ls_e.numel()),
+                    "num_solution_tokens": int(ls_a.numel()),
+                    "closed": bool(closed[i]),
+                }
+            )
+        return results
+
+    def _student_span_logprobs(
+        self, seqs: list[list[int]], spans: list[list[tuple[int, int]]]
+    ) -> list[list[torch.Tensor]]:
+        target = self._student_device()
+        moved = self.config.offload_student and _model_device(self.student) != target
+        if moved:
+            self.student.to(target)
+        try:
+            return span_logprobs(
+                self.student,
+                seqs,
+                spans,
+                self.config.student_temperature,
+                self.config.chunk_size,
+                self.config.padding_side,
+                self._pad_id(self.student_tokenizer),
+                self.config.micro_batch_size,
+            )
+        finally:
+            if moved:
+                self.student.to("cpu")
+
+    def _student_device(self) -> torch.device:
+        if self.config.offload_student and self.teacher is not None:
+            return _model_device(self.teacher)
+        return _model_device(self.student)
+
+    def score_texts(
+        self,
+        questions: Sequence[str],
+        solutions: Sequence[str],
+        explanations: Sequence[str],
+        closed: Sequence[bool] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Score explanation *texts* (``rlt score``): they are tokenised with the student tokenizer.
+
+        ``closed=None`` treats every explanation as closed (a stored trace is complete).
+        """
+        ids = [
+            self.student_tokenizer(e, add_special_tokens=False)["input_ids"] if e else []
+            for e in explanations
+        ]
+        flags = [True] * len(ids) if closed is None else list(closed)
+        return self.score_ids(questions, solutions, ids, flags)
+
+    # ----------------------------------------------------------------- TRL reward function
+
+    def _prompt_ids(self, prompts: Sequence[Any]) -> list[list[int]]:
+        """Teacher prompt ids from TRL's prompts, tokenised the way GRPOTrainer does."""
+        tok = self.teacher_tokenizer or self.student_tokenizer
+        out = []
+        for p in prompts:
+            if isinstance(p, str):
+                out.append(list(tok(text=p)["input_ids"]))
+            else:
+                cont = bool(p) and p[-1].get("role") == "assistant"
+                out.append(
+                    list(
+                        tok.apply_chat_template(
+                            p,
+                            tokenize=True,
+                            add_generation_prompt=not cont,
+                            continue_final_message=cont,
+                            return_dict=True,
+                        )["input_ids"]
+                    )
+                )
+        return out
+
+    def __call__(
+        self,
+        prompts: Sequence[Any] | None = None,
+        completions: Sequence[Any] | None = None,
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        question: Sequence[str] | None = None,
+        solution: Sequence[str] | None = None,
+        log_metric: Callable[[str, float], None] | None = None,
+        **kwargs: Any,
+    ) -> list[float]:
+        """TRL's reward-function call: one float per completion.
+
+        ``completion_ids`` (as sampled) are split at the close tag; without them the
+        completion texts are tokenised. ``question``/``solution`` are data-set columns.
+        With ``log_metric`` (TRL ≥ 1.16), the batch mean of every component is logged
+        under ``rlt/…``; ``self.last_components`` keeps the per-sample dicts.
+        """
+        if completions is None and completion_ids is None:
+            raise RewardError("the RLT reward needs completions or completion_ids")
+        n = len(completion_ids) if completion_ids is not None else len(completions or [])
+        if question is None or solution is None:
+            raise RewardError(
+                "the RLT reward needs the data-set columns 'question' and 'solution' "
+                f"(got columns: {sorted(k for k in kwargs if k not in ('trainer_state', 'log_extra'))})"
+            )
+        if len(question) != n or len(solution) != n:
+            raise RewardError(f"{n} completions but {len(question)} questions and {len(solution)} solutions")
+        split_tok = self.teacher_tokenizer or self.student_tokenizer
+        if completion_ids is not None:
+            pairs = [explanation_token_ids(list(ids), split_tok, self.tags) for ids in completion_ids]
+        else:
+            pairs = []
+            for c in completions or []:
+                ex = extract_explanation(as_text(c), self.tags)
+                text_ids = (
+                    self.student_tokenizer(ex.text, add_special_tokens=False)["input_ids"] if ex.text else []
+                )
+                pairs.append((text_ids, ex.closed))
+        expl = [p[0] for p in pairs]
+        closed = [p[1] for p in pairs]
+
+        pending, self.pending_teacher_logprobs = self.pending_teacher_logprobs, None
+        prompt_ids = None
+        if pending is None and self.teacher is not None and prompts is not None:
+            prompt_ids = self._prompt_ids(prompts)
+        comps = self.score_ids(question, solution, expl, closed, pending, prompt_ids)
+        self.last_components = comps
+        if log_metric is not None:
+            for name, value in summarize(comps).items():
+                log_metric(f"rlt/{name}", value)
+        return [float(c["reward"]) for c in comps]
+
+
+def summarize(components: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Batch means of the reward components (what is logged), skipping ``None`` values."""
+    if not components:
+        return {}
+    out: dict[str, float] = {}
+    for key in ("reward", "solution_logprob_mean", "solution_logprob_min", "kl_mean", "kl_max", "penalty"):
+        vals = [c[key] for c in components if c.get(key) is not None]
+        if vals:
+            out[key] = sum(vals) / len(vals)
+    n = len(components)
+    out["missing_close_tag_frac"] = sum(1 for c in components if not c["closed"]) / n
+    out["empty_explanation_frac"] = sum(1 for c in components if c["num_explanation_tokens"] == 0) / n
+    out["explanation_tokens"] = sum(c["num_explanation_tokens"] for c in components) / n
+    out["solution_tokens"] = sum(c["num_solution_tokens"] for c in components) / n
+    return out
