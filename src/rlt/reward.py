@@ -59,8 +59,9 @@ KL_REDUCTIONS = ("mean", "max")
 def parse_coefs(value: Any, field_name: str, allowed: Sequence[str]) -> list[tuple[float, str]]:
     """Normalise coefficient lists as they arrive from Python, YAML or the command line.
 
-    Accepts ``[(1.0, "mean"), ...]``, ``[[1.0, "mean"], ...]`` (YAML) and the string form
-    ``"1.0:mean,0.01:min"`` (CLI). Raises :class:`ConfigError` naming ``field_name``.
+    Accepts ``[(1.0, "mean"), ...]``, ``[[1.0, "mean"], ...]`` (YAML), ``["1.0:mean", ...]``
+    and the string form ``"1.0:mean,0.01:min"``; on the command line (``TrlParser``):
+    ``--solution_coefs 1.0:mean 0.01:min``. Raises :class:`ConfigError` naming ``field_name``.
     """
     if isinstance(value, str):
         items: list[Any] = []
@@ -78,6 +79,14 @@ def parse_coefs(value: Any, field_name: str, allowed: Sequence[str]) -> list[tup
         raise ConfigError(f"{field_name}: expected a list of (coef, reduction) pairs, got {value!r}")
     out: list[tuple[float, str]] = []
     for item in items:
+        if isinstance(item, tuple) and item and all(isinstance(c, str) and len(c) == 1 for c in item):
+            # HfArgumentParser turns `--kl_coefs 3:mean` into tuple("3:mean"), one character each.
+            item = "".join(item)
+        if isinstance(item, str):
+            coef, sep, name = item.partition(":")
+            if not sep:
+                raise ConfigError(f"{field_name}: {item!r} is not of the form COEF:REDUCTION (e.g. 1.0:mean)")
+            item = (coef, name)
         if not isinstance(item, (list, tuple)) or len(item) != 2:
             raise ConfigError(f"{field_name}: {item!r} is not a (coef, reduction) pair")
         coef, name = item

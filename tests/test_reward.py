@@ -1,0 +1,360 @@
+"""The RLT reward (spec §3) against independent, naive computations."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+import torch
+from torch import nn
+
+from rlt.errors import ConfigError, RewardError
+from rlt.formats import get_tags, student_sft_example, teacher_rl_prompt
+from rlt.models import char_tokenizer, tiny_model
+from rlt.reward import RLTReward, RLTRewardConfig, chunked_token_logprobs, parse_coefs
+
+TAGS = get_tags("bespoke")
+
+
+@pytest.fixture(scope="module")
+def models():
+    student, tok = tiny_model("tiny", seed=1)
+    teacher, _ = tiny_model("tiny", seed=0)
+    return student, teacher, tok
+
+
+def _ids(tok, text: str) -> list[int]:
+    return tok(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def _naive_logprobs(model, ids: list[int], temperature: float) -> torch.Tensor:
+    """ℓ(t) for t = 1..L-1 from a full forward and a full-vocabulary log_softmax: ``[L-1]``."""
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].double()
+    lp = torch.log_softmax(logits / temperature, dim=-1)
+    return lp[:-1].gather(1, torch.tensor(ids[1:])[:, None]).squeeze(1)
+
+
+def naive_reward(student, teacher, tok, question, solution, explanation, closed=True, cfg=None):
+    """The reward computed independently: rendered strings, full forward passes, full log-softmax."""
+    cfg = cfg or RLTRewardConfig()
+    ex = student_sft_example(tok, question, solution, explanation, TAGS)
+    full = ex["prompt"] + ex["completion"]
+    # Character tokenizer: positions follow from string lengths of the rendered pieces.
+    head = ex["prompt"] + TAGS.think_open
+    e0 = len(_ids(tok, head))
+    e1 = e0 + len(_ids(tok, explanation))
+    a0 = e1 + len(_ids(tok, TAGS.think_close + "\n\n" + TAGS.solution_open))
+    answer = solution.replace(TAGS.solution_open, "").replace(TAGS.solution_close, "").strip()
+    a1 = a0 + len(_ids(tok, answer))
+    ids = _ids(tok, full)
+    assert ids[a0:a1] == _ids(tok, answer)
+    ls = _naive_logprobs(student, ids, cfg.student_temperature)
+    ls_e, ls_a = ls[e0 - 1 : e1 - 1], ls[a0 - 1 : a1 - 1]
+    r_ss = 1.0 * ls_a.mean() + 0.01 * ls_a.min()
+    out = {"solution_logprob_mean": float(ls_a.mean()), "solution_logprob_min": float(ls_a.min())}
+    r_kl = 0.0
+    if teacher is not None:
+        prompt = _ids(tok, teacher_rl_prompt(tok, question, solution, TAGS))
+        lt = _naive_logprobs(teacher, prompt + _ids(tok, explanation), cfg.teacher_temperature)
+        lt_e = lt[len(prompt) - 1 :]
+        k = lt_e - ls_e
+        r_kl = 3.0 * k.mean() + 0.03 * k.max()
+        out.update(kl_mean=float(k.mean()), kl_max=float(k.max()))
+    penalty = 0.0 if closed and explanation else -1.0
+    out["reward"] = float(r_ss - r_kl + penalty)
+    return out
+
+
+def _random_batch(n: int, seed: int):
+    rng = random.Random(seed)
+    alphabet = "abcdefghij 0123456789+-=.,"
+    qs = [
+        f"What is {rng.randint(1, 99)} + {rng.randint(1, 99)}?" + "x" * rng.randint(0, 20) for _ in range(n)
+    ]
+    ss = [str(rng.randint(1, 9999)) for _ in range(n)]
+    es = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 60))) for _ in range(n)]
+    return qs, ss, es
+
+
+# --------------------------------------------------------------------------- exact values
+
+
+def test_hand_checkable_reward(models):
+    student, teacher, tok = models
+    reward = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    q, s, e = "What is 2 + 3?", "5", "Two plus three: count up 3 from 2, giving 5."
+    got = reward.score_texts([q], [s], [e])[0]
+    want = naive_reward(student, teacher, tok, q, s, e)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, abs=1e-5), key
+    assert got["penalty"] == 0.0
+    assert got["num_explanation_tokens"] == len(e) and got["num_solution_tokens"] == 1
+    # r = r_SS − r_KL + p, from the returned components.
+    r = (
+        got["solution_logprob_mean"]
+        + 0.01 * got["solution_logprob_min"]
+        - (3.0 * got["kl_mean"] + 0.03 * got["kl_max"])
+    )
+    assert got["reward"] == pytest.approx(r, abs=1e-6)
+
+
+def test_agrees_with_naive_reference_on_random_batches(models):
+    student, teacher, tok = models
+    reward = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    for seed in range(2):
+        qs, ss, es = _random_batch(5, seed)
+        got = reward.score_texts(qs, ss, es)
+        for g, q, s, e in zip(got, qs, ss, es):
+            want = naive_reward(student, teacher, tok, q, s, e)
+            for key, value in want.items():
+                assert g[key] == pytest.approx(value, abs=1e-5), key
+
+
+def test_independent_of_batch_padding_side_and_chunk_size(models):
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(6, seed=3)
+    base = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    batch = [c["reward"] for c in base.score_texts(qs, ss, es)]
+    alone = [base.score_texts([q], [s], [e])[0]["reward"] for q, s, e in zip(qs, ss, es)]
+    assert batch == pytest.approx(alone, abs=1e-5)
+    for kw in ({"padding_side": "left"}, {"chunk_size": 1}, {"chunk_size": 7}, {"micro_batch_size": 4}):
+        other = RLTReward(student, tok, RLTRewardConfig(**kw), teacher=teacher, teacher_tokenizer=tok)
+        assert [c["reward"] for c in other.score_texts(qs, ss, es)] == pytest.approx(batch, abs=1e-5), kw
+
+
+def test_given_teacher_logprobs_equal_computed(models):
+    student, teacher, tok = models
+    reward = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    qs, ss, es = _random_batch(3, seed=4)
+    ids = [_ids(tok, e) for e in es]
+    computed = reward.score_ids(qs, ss, ids, [True] * 3)
+    lt = reward.compute_teacher_logprobs(reward.teacher_prompt_ids(qs, ss), ids)
+    padded = [torch.cat([x, torch.zeros(5)]) for x in lt]  # trailing entries (close tag, padding) ignored
+    given = RLTReward(student, tok, RLTRewardConfig()).score_ids(
+        qs, ss, ids, [True] * 3, teacher_logprobs=padded
+    )
+    assert [c["reward"] for c in given] == pytest.approx([c["reward"] for c in computed], abs=1e-6)
+    with pytest.raises(RewardError, match="sample 0"):
+        reward.score_ids(qs, ss, ids, [True] * 3, teacher_logprobs=[x[:1] for x in lt])
+
+
+def test_temperatures_enter_as_in_the_spec(models):
+    student, teacher, tok = models
+    cfg = RLTRewardConfig(student_temperature=1.3, teacher_temperature=0.5)
+    reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
+    q, s, e = "Compute 6*7.", "42", "six sevens are forty-two"
+    got = reward.score_texts([q], [s], [e])[0]
+    want = naive_reward(student, teacher, tok, q, s, e, cfg=cfg)
+    assert got["reward"] == pytest.approx(want["reward"], abs=1e-5)
+
+
+# --------------------------------------------------------------------------- penalties and ablations
+
+
+def test_penalties_are_finite(models):
+    student, teacher, tok = models
+    reward = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    close = _ids(tok, TAGS.explanation_close)
+    q, s = "What is 1+1?", "2"
+    cases = {
+        "closed": _ids(tok, "one and one") + close + [tok.eos_token_id],
+        "no_close": _ids(tok, "one and one") + [tok.eos_token_id],
+        "truncated": _ids(tok, "one and o"),
+        "empty": close + [tok.eos_token_id],
+        "nothing": [tok.eos_token_id],
+    }
+    out = reward(
+        prompts=[teacher_rl_prompt(tok, q, s, TAGS)] * len(cases),
+        completions=[tok.decode(c) for c in cases.values()],
+        completion_ids=list(cases.values()),
+        question=[q] * len(cases),
+        solution=[s] * len(cases),
+    )
+    comps = dict(zip(cases, reward.last_components))
+    assert all(math.isfinite(r) for r in out)
+    assert comps["closed"]["penalty"] == 0.0
+    for name in ("no_close", "truncated", "empty", "nothing"):
+        assert comps[name]["penalty"] == -1.0, name
+    assert not comps["no_close"]["closed"] and comps["no_close"]["num_explanation_tokens"] == len(
+        "one and one"
+    )
+    # An empty explanation: its KL statistics take the documented worst case W = log(V).
+    w = math.log(student.get_output_embeddings().weight.shape[0])
+    empty = comps["empty"]
+    assert empty["num_explanation_tokens"] == 0 and empty["kl_mean"] == empty["kl_max"] == pytest.approx(w)
+    assert empty["reward"] == pytest.approx(
+        empty["solution_logprob_mean"] + 0.01 * empty["solution_logprob_min"] - 3.03 * w - 1.0
+    )
+    # The truncated explanation is still scored.
+    want = naive_reward(student, teacher, tok, q, s, "one and o", closed=False)
+    assert comps["truncated"]["reward"] == pytest.approx(want["reward"], abs=1e-5)
+
+
+def test_empty_solution_is_worst_case_and_penalised(models):
+    student, _, tok = models
+    reward = RLTReward(student, tok, RLTRewardConfig(empty_term_value=10.0))
+    got = reward.score_texts(["q"], [""], ["something"])[0]
+    assert got["num_solution_tokens"] == 0
+    assert got["solution_logprob_mean"] == got["solution_logprob_min"] == -10.0
+    assert got["reward"] == pytest.approx(-10.0 - 0.1 - 1.0)
+
+
+def test_zero_kl_coefficients_give_solution_terms_plus_penalty(models):
+    student, teacher, tok = models
+    cfg = RLTRewardConfig(kl_coefs=[(0.0, "mean"), (0.0, "max")])
+    reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
+    qs, ss, es = _random_batch(3, seed=5)
+    got = reward.score_texts(qs, ss, es, closed=[True, False, True])
+    for g in got:
+        assert g["kl_mean"] is not None  # still measured and logged
+        r_ss = g["solution_logprob_mean"] + 0.01 * g["solution_logprob_min"]
+        assert g["reward"] == pytest.approx(r_ss + g["penalty"], abs=1e-9)
+    assert got[1]["penalty"] == -1.0
+
+
+def test_without_teacher_kl_is_none(models):
+    student, teacher, tok = models
+    reward = RLTReward(student, tok)
+    q, s, e = "What is 2 + 3?", "5", "count up"
+    got = reward.score_texts([q], [s], [e])[0]
+    assert got["kl_mean"] is None and got["kl_max"] is None
+    want = naive_reward(student, None, tok, q, s, e)
+    assert got["reward"] == pytest.approx(want["reward"], abs=1e-5)
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_vocabulary_mismatch_is_refused(models):
+    student, teacher, tok = models
+    other = char_tokenizer()
+    other.add_tokens(["<|extra_token|>"])
+    with pytest.raises(RewardError, match="share a vocabulary.*sizes"):
+        RLTReward(student, tok, teacher=teacher, teacher_tokenizer=other)
+
+
+def test_nan_logits_name_the_sample(models):
+    student, teacher, tok = models
+    reward = RLTReward(student, tok)
+    qs, ss, es = ["first question", "second question"], ["1", "2"], ["a", "b"]
+
+    def poison_row_1(module, args, output):
+        output = output.clone()
+        output[1] = float("nan")
+        return output
+
+    handle = student.get_decoder().embed_tokens.register_forward_hook(poison_row_1)
+    try:
+        with pytest.raises(RewardError, match=r"student.*sample 1 \(question 'second question'\)"):
+            reward.score_texts(qs, ss, es)
+    finally:
+        handle.remove()
+    assert all(math.isfinite(c["reward"]) for c in reward.score_texts(qs, ss, es))
+
+
+def test_config_validation_and_coefficient_forms():
+    assert RLTRewardConfig(solution_coefs=[[2, "mean"]]).solution_coefs == [(2.0, "mean")]
+    assert RLTRewardConfig(kl_coefs="3:mean, 0.03:max").kl_coefs == [(3.0, "mean"), (0.03, "max")]
+    assert parse_coefs("1:min", "x", ("min",)) == [(1.0, "min")]
+    for kwargs, name in [
+        ({"solution_coefs": [(1.0, "max")]}, "solution_coefs"),
+        ({"kl_coefs": [(1.0, "min")]}, "kl_coefs"),
+        ({"kl_coefs": [(float("inf"), "mean")]}, "kl_coefs"),
+        ({"student_temperature": 0}, "student_temperature"),
+        ({"teacher_temperature": -1.0}, "teacher_temperature"),
+        ({"chunk_size": 0}, "chunk_size"),
+        ({"tag_format": "xml"}, "tag_format"),
+    ]:
+        with pytest.raises(ConfigError, match=name):
+            RLTRewardConfig(**kwargs)
+
+
+# --------------------------------------------------------------------------- TRL signature
+
+
+def test_trl_call_signature_and_metrics(models):
+    from trl.trainer.utils import get_callable_name
+
+    student, teacher, tok = models
+    reward = RLTReward(student, tok, RLTRewardConfig(), teacher_tokenizer=tok)
+    reward.teacher = teacher  # as a trainer does, after construction
+    assert get_callable_name(reward) == "rlt" and not isinstance(reward, nn.Module)
+    qs, ss, es = _random_batch(4, seed=6)
+    prompts = [teacher_rl_prompt(tok, q, s, TAGS) for q, s in zip(qs, ss)]
+    completions = [e + TAGS.explanation_close for e in es]
+    completion_ids = [_ids(tok, c) + [tok.eos_token_id] for c in completions]
+    metrics: dict[str, list[float]] = {}
+    out = reward(
+        prompts=prompts,
+        completions=completions,
+        completion_ids=completion_ids,
+        question=qs,
+        solution=ss,
+        trainer_state=None,
+        log_extra=lambda column, values: None,
+        log_metric=lambda name, value: metrics.setdefault(name, []).append(value),
+    )
+    assert len(out) == 4 and all(isinstance(r, float) for r in out)
+    want = [naive_reward(student, teacher, tok, q, s, e)["reward"] for q, s, e in zip(qs, ss, es)]
+    assert out == pytest.approx(want, abs=1e-5)
+    for name in ("reward", "solution_logprob_mean", "kl_mean", "kl_max", "penalty", "missing_close_tag_frac"):
+        assert f"rlt/{name}" in metrics, name
+    assert metrics["rlt/explanation_tokens"] == [pytest.approx(sum(len(e) for e in es) / 4)]
+    assert metrics["rlt/reward"][0] == pytest.approx(sum(out) / 4)
+    # Log-probs a trainer already has are used once, then dropped.
+    reward.pending_teacher_logprobs = [torch.zeros(len(c)) for c in completion_ids]
+    zero = reward(
+        prompts=prompts, completions=completions, completion_ids=completion_ids, question=qs, solution=ss
+    )
+    assert reward.pending_teacher_logprobs is None
+    assert zero != pytest.approx(out)
+    # Texts only (no completion_ids): tokenised with the student tokenizer, same numbers here.
+    again = reward(prompts=prompts, completions=completions, question=qs, solution=ss)
+    assert again == pytest.approx(out, abs=1e-6)
+    with pytest.raises(RewardError, match="question"):
+        reward(prompts=prompts, completions=completions, completion_ids=completion_ids, solution=ss)
+
+
+def test_student_is_frozen(models):
+    student, _, tok = models
+    RLTReward(student, tok)
+    assert not student.training and not any(p.requires_grad for p in student.parameters())
+
+
+# --------------------------------------------------------------------------- chunked head
+
+
+@pytest.mark.parametrize("kind", ["linear", "linear_bias", "module", "weight", "bf16"])
+def test_chunked_token_logprobs_matches_log_softmax(kind):
+    torch.manual_seed(0)
+    n, h, v = 37, 16, 101
+    hidden = torch.randn(n, h)
+    targets = torch.randint(0, v, (n,))
+    lin = nn.Linear(h, v, bias=kind == "linear_bias")
+    head: nn.Module | torch.Tensor = lin
+    if kind == "module":
+        head = nn.Sequential(lin)
+    elif kind == "weight":
+        head = lin.weight
+    elif kind == "bf16":
+        lin, hidden = lin.to(torch.bfloat16), hidden.to(torch.bfloat16)
+        head = lin
+    with torch.no_grad():
+        want = torch.log_softmax(lin(hidden).float() / 0.7, dim=-1).gather(1, targets[:, None]).squeeze(1)
+        got = chunked_token_logprobs(hidden, head, targets, temperature=0.7, chunk_size=8)
+    assert got.dtype == torch.float32 and got.shape == (n,)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+def test_chunked_token_logprobs_flags_non_finite_logits():
+    hidden = torch.randn(4, 8)
+    weight = torch.randn(10, 8)
+    hidden[2, 0] = float("nan")
+    weight_inf = weight.clone()
+    out = chunked_token_logprobs(hidden, weight, torch.tensor([1, 2, 3, 4]), chunk_size=3)
+    assert torch.isfinite(out[[0, 1, 3]]).all() and torch.isnan(out[2])
+    weight_inf[5, 0] = float("inf")
+    out = chunked_token_logprobs(torch.ones(2, 8), weight_inf, torch.tensor([1, 5]), chunk_size=3)
+    assert not torch.isfinite(out).any()
