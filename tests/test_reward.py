@@ -358,3 +358,15 @@ def test_chunked_token_logprobs_flags_non_finite_logits():
     weight_inf[5, 0] = float("inf")
     out = chunked_token_logprobs(torch.ones(2, 8), weight_inf, torch.tensor([1, 5]), chunk_size=3)
     assert not torch.isfinite(out).any()
+
+
+def test_offload_student_gives_the_same_numbers(models):
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(2, seed=7)
+    plain = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    offload = RLTReward(
+        student, tok, RLTRewardConfig(offload_student=True), teacher=teacher, teacher_tokenizer=tok
+    )
+    want = [c["reward"] for c in plain.score_texts(qs, ss, es)]
+    assert [c["reward"] for c in offload.score_texts(qs, ss, es)] == pytest.approx(want, abs=1e-6)
+    assert next(student.parameters()).device.type == "cpu"
