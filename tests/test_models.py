@@ -1,9 +1,9 @@
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM
 
 from rlt.cli import main as cli
 from rlt.formats import TAG_SETS
-from rlt.models import TINY_SIZES, char_tokenizer, tiny_config, tiny_model
+from rlt.models import TINY_SIZES, char_tokenizer, load_tokenizer, tiny_config, tiny_model
 
 
 def test_tokenizer_covers_tasks_and_tags():
@@ -26,7 +26,9 @@ def test_named_sizes():
 
 def test_save_load_round_trip_with_chat_template(tmp_path):
     assert cli(["tiny-model", "--out", str(tmp_path), "--size", "nano", "--seed", "3"]) == 0
-    tok = AutoTokenizer.from_pretrained(tmp_path)
+    tok = load_tokenizer(str(tmp_path))
+    text = "start 7; +5 (mod 10)\n7+5=2"
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text  # spaces survive a reload
     model = AutoModelForCausalLM.from_pretrained(tmp_path)
     ref, ref_tok = tiny_model("nano", seed=3)
     assert tok.get_vocab() == ref_tok.get_vocab()

@@ -7,6 +7,7 @@ it would take ``Qwen/Qwen2.5-7B-Instruct``.
 
 from __future__ import annotations
 
+import json
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
+    PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
     Qwen2Config,
     Qwen2ForCausalLM,
@@ -120,8 +122,34 @@ def save_tiny_model(out_dir: str | Path, size: str = DEFAULT_SIZE, seed: int = 0
     out = Path(out_dir)
     model, tok = tiny_model(size, seed)
     model.save_pretrained(out)
-    tok.save_pretrained(out)
+    save_tokenizer(tok, out)
     return out
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | Path) -> None:
+    """``save_pretrained``, recording a character tokenizer's class so :func:`load_tokenizer` keeps it."""
+    tokenizer.save_pretrained(out_dir)
+    if type(tokenizer).__name__ in ("PreTrainedTokenizerFast", "TokenizersBackend"):
+        cfg_path = Path(out_dir) / "tokenizer_config.json"
+        cfg = json.loads(cfg_path.read_text())
+        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
+        cfg_path.write_text(json.dumps(cfg, indent=2))
+
+
+def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained``, except for tokenizers saved as plain fast tokenizers.
+
+    transformers 5 maps every ``qwen2`` checkpoint to ``Qwen2Tokenizer``, whatever the
+    saved class, and that rebuilds the pre-tokenizer: a character tokenizer then drops
+    spaces. A directory whose tokenizer_config says ``PreTrainedTokenizerFast`` is
+    therefore loaded with that class. Every stage loads tokenizers through here.
+    """
+    cfg_path = Path(path).expanduser() / "tokenizer_config.json"
+    if cfg_path.is_file():
+        cls = json.loads(cfg_path.read_text()).get("tokenizer_class")
+        if cls == "PreTrainedTokenizerFast":
+            return PreTrainedTokenizerFast.from_pretrained(path)
+    return AutoTokenizer.from_pretrained(path)
 
 
 def load_model_and_tokenizer(
@@ -132,7 +160,7 @@ def load_model_and_tokenizer(
     if (path.startswith((".", "/", "~")) or local.exists()) and not local.expanduser().exists():
         raise FileNotFoundError(f"model path {path!r} does not exist")
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = load_tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype if dtype is not None else "auto")
     except OSError as err:
         raise FileNotFoundError(f"cannot load model {path!r}: {err}") from err
