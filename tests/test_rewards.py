@@ -1,0 +1,94 @@
+"""The reward registry of `rlt train`: names, the student-format parser, correctness and format."""
+
+from __future__ import annotations
+
+import pytest
+
+from rlt.errors import ConfigError
+from rlt.formats import get_tags
+from rlt.rewards import (
+    check_reward_names,
+    correctness_reward,
+    extract_solution,
+    format_reward,
+    has_student_format,
+    make_reward_funcs,
+)
+
+B = get_tags("bespoke")
+R1 = get_tags("r1")
+
+
+def student(think: str, answer: str, tags=B) -> str:
+    return f"{tags.think_open}{think}{tags.think_close}\n\n{tags.solution_open}{answer}{tags.solution_close}"
+
+
+def test_extract_solution_reads_the_answer_after_the_thinking():
+    assert extract_solution(student("3+4=7", " 7 "), B) == "7"
+    assert extract_solution(student("x", "42", R1), R1) == "42"
+    # a solution tag quoted inside the thinking does not count
+    quoted = f"{B.think_open}maybe {B.solution_open}1{B.solution_close}{B.think_close}\n\n{B.solution_open}2{B.solution_close}"
+    assert extract_solution(quoted, B) == "2"
+    assert extract_solution(f"{B.think_open}x{B.think_close}{B.solution_open}7", B) is None  # unclosed
+    assert extract_solution("just 7", B) is None
+
+
+def test_has_student_format():
+    assert has_student_format(student("a", "b"), B)
+    assert not has_student_format(
+        f"{B.think_open}a{B.solution_open}b{B.solution_close}", B
+    )  # thinking never closed
+    assert not has_student_format(f"{B.think_open}a{B.think_close} b", B)  # no solution
+    assert has_student_format(
+        f"a{B.think_close}{B.solution_open}b{B.solution_close}", B, prompt=f"x{B.think_open}"
+    )
+    assert format_reward(B)(prompts=["p", "p"], completions=[student("a", "b"), "nope"]) == [1.0, 0.0]
+
+
+def test_correctness_digits_uses_the_task_verifier():
+    f = correctness_reward(B, task="digits")
+    q = "start 7; +5; *3; -4 (mod 10)"  # 7+5=2; 2*3=6; 6-4=2
+    logged = {}
+    out = f(
+        prompts=["p"] * 3,
+        completions=[student("steps", "2"), student("steps", "3"), "2"],
+        question=[q] * 3,
+        solution=["2"] * 3,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
+    )
+    assert out == [1.0, 0.0, 0.0]
+    assert logged["student/accuracy"] == pytest.approx(1 / 3)
+    assert logged["student/answer_found_frac"] == pytest.approx(2 / 3)
+
+
+def test_correctness_countdown_gives_format_credit():
+    f = correctness_reward(B, task="countdown")
+    q = "Using the numbers [3, 4, 5], create an expression that equals 17. Use each number exactly once"
+    good, wrong = student("t", "<answer>3*4+5</answer>"), student("t", "<answer>3+4+5</answer>")
+    out = f(
+        completions=[good, wrong, student("t", "12")],
+        question=[q] * 3,
+        solution=["<answer>3*4+5</answer>"] * 3,
+    )
+    assert out == [1.0, 0.1, 0.0]
+
+
+def test_correctness_math_verify_on_other_data():
+    f = correctness_reward(B, task=None)
+    out = f(
+        completions=[student("t", "\\frac{1}{2}"), student("t", "0.5"), student("t", "3")],
+        question=["q"] * 3,
+        solution=[f"{B.solution_open}$\\frac{{1}}{{2}}${B.solution_close}"] * 3,
+    )
+    assert out[0] == 1.0 and out[2] == 0.0
+
+
+def test_reward_names_are_checked():
+    with pytest.raises(ConfigError, match=r"reward_funcs: unknown reward 'nope'"):
+        check_reward_names(["correctness", "nope"])
+    with pytest.raises(ConfigError, match="listed twice"):
+        check_reward_names(["format", "format"])
+    with pytest.raises(ConfigError, match="'rlt' needs"):
+        make_reward_funcs(["rlt"], B)
+    funcs = make_reward_funcs(["correctness", "format"], B, task="digits")
+    assert [f.__name__ for f in funcs] == ["correctness", "format"]
