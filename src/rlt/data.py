@@ -82,6 +82,19 @@ def _source_name(args: DataArguments) -> str:
     return args.dataset_name or f"task {args.task!r}"
 
 
+def _csv_text_features(path: Path) -> Any:
+    import csv
+
+    from datasets import Features, Value
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            header = next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: cannot read it as csv ({err})") from err
+    return Features({name: Value("string") for name in header}) if header else None
+
+
 def _load_local(path: Path, split: str) -> Dataset:
     from datasets import load_dataset
 
@@ -91,7 +104,7 @@ def _load_local(path: Path, split: str) -> Dataset:
     if builder is None:
         raise DataError(f"{path}: unknown file type {path.suffix!r}; expected one of {sorted(LOCAL_FORMATS)}")
     # CSV cells are text: without dtype=str pandas turns a solution "3" into the integer 3.
-    kwargs = {"dtype": str, "keep_default_na": False} if builder == "csv" else {}
+    kwargs = {"features": _csv_text_features(path)} if builder == "csv" else {}
     try:
         return load_dataset(builder, data_files={split: str(path)}, split=split, **kwargs)
     except Exception as err:  # datasets raises many types for unreadable files
