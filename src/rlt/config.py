@@ -148,7 +148,7 @@ def parse(types: Sequence[type], argv: list[str] | None) -> tuple[Any, ...]:
 
     parser = TrlParser(list(types))
     try:
-        return tuple(parser.parse_args_and_config(argv))
+        parsed = tuple(parser.parse_args_and_config(argv))
     except ValueError as err:
         if isinstance(err, ConfigError):
             raise
@@ -156,6 +156,27 @@ def parse(types: Sequence[type], argv: list[str] | None) -> tuple[Any, ...]:
         if msg.startswith("Unknown arguments from config file"):
             raise ConfigError(f"recipe: {msg.split('. Please')[0]}") from None
         raise
+    return tuple(_none_from_text(p) for p in parsed)
+
+
+NONE_SPELLINGS = ("none", "null")
+
+
+def _none_from_text(obj: Any) -> Any:
+    """``--task null`` switches off a recipe's value: argparse would keep the string "null".
+
+    Applied to optional text fields (default None) of our dataclasses; TRL's and
+    transformers' configs parse their own fields.
+    """
+    from transformers import TrainingArguments
+
+    if isinstance(obj, TrainingArguments):
+        return obj
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.default is None and isinstance(value, str) and value.strip().lower() in NONE_SPELLINGS:
+            setattr(obj, f.name, None)
+    return obj
 
 
 def world_size() -> int:

@@ -175,13 +175,20 @@ def build_sft_trainer(
         **(sft_args.model_init_kwargs or {}),
         **model_args.model_init_kwargs(trust_remote_code=bool(getattr(sft_args, "trust_remote_code", False))),
     }
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model_args.model_name_or_path,
         args=sft_args,
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=model_args.peft_config(),
     )
+    if hasattr(trainer.train_dataset, "__len__") and len(trainer.train_dataset) == 0:
+        # TRL truncates to max_length (keeping the start) and drops examples with no completion left.
+        raise DataError(
+            f"max_length: every example lost its whole completion to truncation at {sft_args.max_length} "
+            "tokens; raise max_length"
+        )
+    return trainer
 
 
 def _resume_value(value: Any) -> Any:
@@ -198,6 +205,7 @@ def save_final(trainer: Any, output_dir: str, dataset_name: str | None = None) -
     from rlt.models import save_tokenizer
 
     trainer.save_model(output_dir)
+    trainer.save_state()  # trainer_state.json (log history, global step) next to the model; main process only
     if trainer.args.should_save:
         save_tokenizer(trainer.processing_class, output_dir)
         try:
