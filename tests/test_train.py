@@ -331,7 +331,7 @@ def test_missing_columns(tiny_model_dir, tiny_student_dir, tmp_path, no_weights)
 
 
 def test_paper_recipe_parses_with_1024_completions_per_step():
-    from rlt.train import check_generation_batch, parse_train_args
+    from rlt.train import parse_train_args
 
     argv = [
         "--config",
@@ -342,7 +342,8 @@ def test_paper_recipe_parses_with_1024_completions_per_step():
         "false",
     ]
     model_args, data_args, grpo, train_args, reward = parse_train_args(argv)
-    assert check_generation_batch(grpo, 8) == 1024  # on the recipe's 8 GPUs and grpo.num_generations == 64
+    assert grpo.per_device_train_batch_size * 8 * grpo.steps_per_generation == 1024  # on the recipe's 8 GPUs
+    assert grpo.steps_per_generation == grpo.gradient_accumulation_steps and grpo.num_generations == 64
     assert (grpo.beta, grpo.sync_ref_model, grpo.ref_model_sync_steps, grpo.ref_model_mixup_alpha) == (
         0.04,
         True,
