@@ -2,8 +2,15 @@
 
 Every source ends as a :class:`datasets.Dataset` with the canonical columns
 ``question``, ``solution`` and (when there is one) ``reasoning_trace``. Bad input is
-refused up front with a :class:`~rlt.errors.DataError` naming the file, column or row,
-or, with ``on_bad_rows="drop"``, dropped with a report of how many and which.
+refused up front with a :class:`~rlt.errors.DataError` naming the file, column or row
+(rows are counted from 0, in the order of the source), or, with ``on_bad_rows="drop"``,
+dropped with a report of how many and which.
+
+Data sets in ShareGPT form (a ``conversations`` column of ``{from, value}`` or
+``{role, content}`` turns, as ``bespokelabs/Bespoke-Stratos-17k``) are read directly
+when they have no question column: the first user turn is the question, and the first
+assistant turn is split at the thinking and solution tags of ``tag_format`` into
+``reasoning_trace`` and ``solution``.
 
 The three views are what the stages train on (spec §2):
 
@@ -15,7 +22,8 @@ The three views are what the stages train on (spec §2):
 
 from __future__ import annotations
 
-import logging
+import dataclasses
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +34,9 @@ from transformers import PreTrainedTokenizerBase
 from rlt.errors import DataError
 from rlt.formats import TagSet, get_tags, student_sft_example, teacher_rl_prompt, teacher_sft_example
 
-logger = logging.getLogger(__name__)
-
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 CANONICAL = ("question", "solution", "reasoning_trace")
+CONVERSATIONS = "conversations"
 
 
 @dataclass
@@ -67,8 +74,10 @@ class DataArguments:
     def __post_init__(self) -> None:
         if self.on_bad_rows not in ("error", "drop"):
             raise DataError(f"on_bad_rows: expected 'error' or 'drop', got {self.on_bad_rows!r}")
-        if self.limit is not None and self.limit < 0:
-            raise DataError(f"limit: must be >= 0, got {self.limit}")
+        if self.limit is not None and self.limit < 1:
+            raise DataError(f"limit: must be >= 1 (or unset for all rows), got {self.limit}")
+        if self.task_size < 1:
+            raise DataError(f"task_size: must be >= 1, got {self.task_size}")
         try:
             get_tags(self.tag_format)
         except ValueError as err:
@@ -95,14 +104,57 @@ def _csv_text_features(path: Path) -> Any:
     return Features({name: Value("string") for name in header}) if header else None
 
 
+def _parquet_rows(path: Path) -> int | None:
+    try:
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(path).num_rows
+    except Exception:
+        return None
+
+
+def _load_dir(path: Path, split: str) -> Dataset:
+    from datasets import DatasetDict, load_dataset, load_from_disk
+
+    try:
+        if (path / "state.json").is_file() or (path / "dataset_dict.json").is_file():
+            loaded = load_from_disk(str(path))
+            if isinstance(loaded, DatasetDict):
+                if split not in loaded:
+                    raise DataError(f"{path}: no split {split!r}; the splits are {list(loaded)}")
+                loaded = loaded[split]
+            return loaded
+        # A folder of data files (or a dataset script): datasets' own resolution, as for a hub id.
+        return load_dataset(str(path), split=split)
+    except DataError:
+        raise
+    except Exception as err:
+        raise DataError(
+            f"{path}: cannot load the data set in this folder ({type(err).__name__}: {err})"
+        ) from err
+
+
 def _load_local(path: Path, split: str) -> Dataset:
     from datasets import load_dataset
 
-    if not path.is_file():
+    if path.is_dir():
+        return _load_dir(path, split)
+    if not path.exists():
         raise DataError(f"{path}: no such file")
     builder = LOCAL_FORMATS.get(path.suffix.lower())
     if builder is None:
         raise DataError(f"{path}: unknown file type {path.suffix!r}; expected one of {sorted(LOCAL_FORMATS)}")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb"):
+            pass
+    except OSError as err:
+        raise DataError(f"{path}: cannot open it ({err.strerror or err})") from err
+    if size == 0:
+        # datasets fails on an empty file with a bare StopIteration; say what it means.
+        raise DataError(f"{path}: the file is empty (0 rows)")
+    if builder == "parquet" and _parquet_rows(path) == 0:
+        raise DataError(f"{path}: the data set has 0 rows")
     # CSV cells are text: without dtype=str pandas turns a solution "3" into the integer 3.
     kwargs = {"features": _csv_text_features(path)} if builder == "csv" else {}
     try:
@@ -126,6 +178,7 @@ def load_raw(args: DataArguments) -> Dataset:
     if args.task:
         from rlt.tasks import get_task
 
+        # Only digits has these settings; countdown would refuse them as unknown arguments.
         kwargs = {"num_ops": args.num_ops, "modulus": args.modulus} if args.task == "digits" else {}
         try:
             task = get_task(args.task, **kwargs)
@@ -141,6 +194,53 @@ def load_raw(args: DataArguments) -> Dataset:
         return load_dataset(name, args.dataset_config, split=args.dataset_split)
     except Exception as err:
         raise DataError(f"cannot load data set {name!r} (config {args.dataset_config!r}): {err}") from err
+
+
+# --------------------------------------------------------------------------- ShareGPT
+
+
+def _turn(message: Any) -> tuple[str, Any]:
+    if not isinstance(message, dict):
+        return "", None
+    role = message.get("from", message.get("role", ""))
+    return str(role).lower(), message.get("value", message.get("content"))
+
+
+def _between(text: str, open_tag: str, close_tag: str) -> str | None:
+    start = text.find(open_tag)
+    if start < 0:
+        return None
+    start += len(open_tag)
+    end = text.find(close_tag, start)
+    return text[start:end].strip() if end >= 0 else None
+
+
+def sharegpt_fields(conversation: Any, tags: TagSet) -> dict[str, str | None]:
+    """``question``/``reasoning_trace``/``solution`` of one ShareGPT conversation.
+
+    A field that cannot be found is None, so validation names the row instead of
+    training on a half-parsed example.
+    """
+    turns = [_turn(m) for m in conversation] if isinstance(conversation, list) else []
+    question = next((v for r, v in turns if r in ("user", "human")), None)
+    reply = next((v for r, v in turns if r in ("assistant", "gpt")), None)
+    if not isinstance(reply, str):
+        return {"question": question, "reasoning_trace": None, "solution": None}
+    return {
+        "question": question,
+        "reasoning_trace": _between(reply, tags.think_open, tags.think_close),
+        "solution": _between(reply, tags.solution_open, tags.solution_close),
+    }
+
+
+def _from_sharegpt(ds: Dataset, tags: TagSet) -> Dataset:
+    def convert(row: dict[str, Any]) -> dict[str, str | None]:
+        return sharegpt_fields(row[CONVERSATIONS], tags)
+
+    return ds.map(convert, remove_columns=[CONVERSATIONS], desc="reading ShareGPT conversations")
+
+
+# --------------------------------------------------------------------------- columns and rows
 
 
 def _map_columns(ds: Dataset, args: DataArguments, need_trace: bool) -> Dataset:
@@ -164,50 +264,66 @@ def _map_columns(ds: Dataset, args: DataArguments, need_trace: bool) -> Dataset:
     return ds.rename_columns(renames) if renames else ds
 
 
-def _bad_fields(row: dict[str, Any], columns: tuple[str, ...]) -> list[str]:
-    out = []
-    for col in columns:
-        value = row.get(col)
-        if not isinstance(value, str):
-            out.append(f"{col} is {type(value).__name__}, not a string")
-        elif not value.strip():
-            out.append(f"{col} is empty")
-    return out
+def _problem(column: str, value: Any) -> str | None:
+    if value is None:
+        return f"{column} is missing (null)"
+    if not isinstance(value, str):
+        return f"{column} is {type(value).__name__}, not a string"
+    if not value.strip():
+        return f"{column} is empty"
+    return None
 
 
-def validate_rows(ds: Dataset, source: str, on_bad_rows: str = "error") -> Dataset:
-    """Refuse (or drop) rows whose canonical fields are missing, empty or not strings."""
-    columns = tuple(c for c in CANONICAL if c in ds.column_names)
+def validate_rows(
+    ds: Dataset, source: str, on_bad_rows: str = "error", columns: tuple[str, ...] | None = None
+) -> Dataset:
+    """Refuse (or drop) rows whose ``columns`` are missing, empty or not strings.
+
+    ``columns`` defaults to the canonical columns present. With ``on_bad_rows="drop"``
+    the count and the first row indices dropped are printed to stderr.
+    """
+    if columns is None:
+        columns = tuple(c for c in CANONICAL if c in ds.column_names)
     bad: list[tuple[int, list[str]]] = []
-    for i, row in enumerate(ds.select_columns(list(columns))):
-        problems = _bad_fields(row, columns)
-        if problems:
-            bad.append((i, problems))
-            if on_bad_rows == "error":
-                raise DataError(
-                    f"{source}: row {i}: {'; '.join(problems)} (set on_bad_rows=drop to skip such rows)"
-                )
+    i = 0
+    # Batches: row-by-row iteration of a 17k-row Arrow table costs seconds.
+    for batch in ds.select_columns(list(columns)).iter(batch_size=1024):
+        for j in range(len(batch[columns[0]])):
+            problems = [p for c in columns if (p := _problem(c, batch[c][j])) is not None]
+            if problems:
+                if on_bad_rows == "error":
+                    raise DataError(
+                        f"{source}: row {i + j}: {'; '.join(problems)} (set on_bad_rows=drop to skip such rows)"
+                    )
+                bad.append((i + j, problems))
+        i += len(batch[columns[0]])
     if not bad:
         return ds
-    shown = ", ".join(f"row {i} ({'; '.join(p)})" for i, p in bad[:5])
+    shown = ", ".join(f"row {k} ({'; '.join(p)})" for k, p in bad[:5])
     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    message = f"{source}: dropped {len(bad)} of {len(ds)} rows: {shown}{more}"
-    logger.warning(message)
-    print(message)
-    drop = {i for i, _ in bad}
-    return ds.select([i for i in range(len(ds)) if i not in drop])
+    print(f"{source}: dropped {len(bad)} of {len(ds)} rows: {shown}{more}", file=sys.stderr)
+    drop = {k for k, _ in bad}
+    return ds.select([k for k in range(len(ds)) if k not in drop])
 
 
 def load_rows(args: DataArguments, need_trace: bool = False) -> Dataset:
-    """Rows with ``question``, ``solution`` (and ``reasoning_trace``), validated; other columns kept."""
+    """Rows with ``question``, ``solution`` (and ``reasoning_trace``), validated; other columns kept.
+
+    ``need_trace``: the caller renders the reasoning trace (SFT warm-up, distillation), so
+    a missing ``reasoning_trace`` column, or a bad value in it, is refused (or dropped).
+    Without it a present trace column is kept as it is and not checked.
+    """
     ds = load_raw(args)
     source = _source_name(args)
     if len(ds) == 0:
         raise DataError(f"{source}: the data set has 0 rows")
+    if args.question_column not in ds.column_names and CONVERSATIONS in ds.column_names:
+        ds = _from_sharegpt(ds, get_tags(args.tag_format))
     ds = _map_columns(ds, args, need_trace)
     if args.limit is not None:
         ds = ds.select(range(min(args.limit, len(ds))))
-    ds = validate_rows(ds, source, args.on_bad_rows)
+    checked = ("question", "solution", "reasoning_trace") if need_trace else ("question", "solution")
+    ds = validate_rows(ds, source, args.on_bad_rows, checked)
     if len(ds) == 0:
         raise DataError(f"{source}: no rows left after dropping bad rows")
     return ds
@@ -216,19 +332,29 @@ def load_rows(args: DataArguments, need_trace: bool = False) -> Dataset:
 # --------------------------------------------------------------------------- views
 
 
+def _text(row: dict[str, Any], column: str, index: int) -> str:
+    problem = _problem(column, row[column])
+    if problem is not None:
+        raise DataError(f"row {index}: {problem}; filter such rows out first (load_rows on_bad_rows=drop)")
+    return row[column]
+
+
 def teacher_sft_view(
     ds: Dataset, tokenizer: PreTrainedTokenizerBase, tags: TagSet, system: str | None = None
 ) -> Dataset:
-    """``prompt``/``completion`` for the teacher warm-up; the reasoning trace is the explanation."""
+    """``prompt``/``completion`` for the teacher warm-up; the reasoning trace is the explanation.
+
+    ``prompt + completion`` is the full teacher chat; the completion is the whole
+    assistant turn (tagged solution, explanation, close tag, end of turn).
+    """
     if "reasoning_trace" not in ds.column_names:
         raise DataError(f"the teacher warm-up needs a reasoning_trace column; the data has {ds.column_names}")
 
-    def render(row: dict[str, Any]) -> dict[str, str]:
-        return teacher_sft_example(
-            tokenizer, row["question"], row["solution"], row["reasoning_trace"], tags, system
-        )
+    def render(row: dict[str, Any], index: int) -> dict[str, str]:
+        trace = _text(row, "reasoning_trace", index)
+        return teacher_sft_example(tokenizer, row["question"], row["solution"], trace, tags, system)
 
-    return ds.map(render, desc="rendering teacher SFT examples")
+    return ds.map(render, with_indices=True, desc="rendering teacher SFT examples")
 
 
 def teacher_rl_view(
@@ -249,19 +375,21 @@ def student_sft_view(
     explanation_column: str = "reasoning_trace",
     system: str | None = None,
 ) -> Dataset:
-    """``prompt``/``completion`` in the student format (distillation)."""
+    """``prompt``/``completion`` in the student format (distillation).
+
+    A null or empty explanation is refused with its row: a student trained on empty
+    thinking learns to skip it.
+    """
     if explanation_column not in ds.column_names:
         raise DataError(
             f"missing column {explanation_column!r} for the explanation; the data has {ds.column_names}"
         )
 
-    def render(row: dict[str, Any]) -> dict[str, str]:
-        expl = row[explanation_column]
-        if not isinstance(expl, str):
-            expl = ""
+    def render(row: dict[str, Any], index: int) -> dict[str, str]:
+        expl = _text(row, explanation_column, index)
         return student_sft_example(tokenizer, row["question"], row["solution"], expl, tags, system)
 
-    return ds.map(render, desc="rendering student examples")
+    return ds.map(render, with_indices=True, desc="rendering student examples")
 
 
 # --------------------------------------------------------------------------- `rlt data preview`
@@ -273,72 +401,125 @@ class PreviewArguments:
 
     model_name_or_path: str | None = field(
         default=None,
-        metadata={"help": "Tokenizer to render and count tokens with; None = the tiny character tokenizer."},
+        metadata={
+            "help": "Tokenizer (hub id or local model directory) to render and count tokens with; "
+            "None = the tiny character tokenizer of rlt.models."
+        },
     )
     num_examples: int = field(default=2, metadata={"help": "Rows to show."})
     system_prompt: str | None = field(
-        default=None, metadata={"help": "System prompt override; None = default, '' = none."}
+        default=None,
+        metadata={"help": "System prompt of both chats; None = each role's default, '' = no system turn."},
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``rlt data preview [--task digits | --dataset_name X] ...``"""
-    import sys
+USAGE = (
+    "usage: rlt data preview [--task NAME | --dataset_name ID_OR_FILE] [--config recipe.yaml] [fields ...]"
+)
 
-    from rich.console import Console
-    from rich.panel import Panel
+DATA_HELP = f"""{USAGE}
+
+Subcommands of `rlt data`:
+  preview   load a data set (hub id, local .json/.jsonl/.parquet/.csv file or folder) or a
+            built-in task, map and validate its columns, and print the first rows as the
+            teacher RL prompt, the teacher SFT completion and the student example, each
+            with its token count.
+
+Examples:
+  rlt data preview --task digits
+  rlt data preview --dataset_name data/train.jsonl --question_column problem \\
+      --solution_column answer --reasoning_trace_column trace
+  rlt data preview --config recipes/tiny/teacher_rlt.yaml --model_name_or_path runs/tiny/teacher
+
+`rlt data preview --help` lists every field."""
+
+PREVIEW_DESCRIPTION = (
+    "Render the first rows of a data set the way the stages see them: the teacher's RL prompt "
+    "(ending with the explanation-open tag), the teacher's SFT completion (the reasoning trace as "
+    "the explanation) and the student's distillation example, each with its token count. "
+    "With neither --task nor --dataset_name, the built-in digits task is used."
+)
+
+
+def _preview_parser() -> Any:
     from trl import TrlParser
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = TrlParser([DataArguments, PreviewArguments], prog="rlt data preview")
-    if not argv or argv[0] != "preview":
-        if argv and argv[0] in ("-h", "--help"):
-            print("usage: rlt data preview [--task NAME | --dataset_name ID_OR_FILE] [fields ...]\n")
-            parser.print_help()
-            return 0
-        print(
-            "usage: rlt data preview [--task NAME | --dataset_name ID_OR_FILE] [fields ...]", file=sys.stderr
-        )
-        return 2
-    rest = argv[1:]
-    if not any(
-        a.startswith(("--task", "--dataset_name", "--dataset-name", "--config", "-h", "--help")) for a in rest
-    ):
-        rest = ["--task", "digits", *rest]
-    data_args, preview = parser.parse_args_and_config(rest)
+    return TrlParser(
+        [DataArguments, PreviewArguments], prog="rlt data preview", description=PREVIEW_DESCRIPTION
+    )
+
+
+def preview(data_args: DataArguments, args: PreviewArguments, console: Any = None) -> int:
+    """Print the first ``args.num_examples`` rows rendered in the three views; returns the row count."""
+    from rich.console import Console
+    from rich.panel import Panel
+    from rich.text import Text
+
     from rlt.models import char_tokenizer, load_tokenizer
 
-    tokenizer = load_tokenizer(preview.model_name_or_path) if preview.model_name_or_path else char_tokenizer()
+    if args.num_examples < 1:
+        raise DataError(f"num_examples: must be >= 1, got {args.num_examples}")
+    console = console or Console()
+    tokenizer = load_tokenizer(args.model_name_or_path) if args.model_name_or_path else char_tokenizer()
     tags = get_tags(data_args.tag_format)
-    data_args.limit = (
-        preview.num_examples if data_args.limit is None else min(data_args.limit, preview.num_examples)
-    )
-    rows = load_rows(data_args)
-    console = Console()
+    limit = args.num_examples if data_args.limit is None else min(data_args.limit, args.num_examples)
+    rows = load_rows(dataclasses.replace(data_args, limit=limit))
 
     def count(text: str) -> int:
         return len(tokenizer(text, add_special_tokens=False)["input_ids"])
 
+    def panel(text: str, title: str) -> Any:
+        # Text, not a str: data may contain "[...]" or ":name:" that rich would read as markup.
+        return Panel(Text(text), title=f"{title} ({count(text)} tokens)", title_align="left")
+
+    system = args.system_prompt
+    has_trace = "reasoning_trace" in rows.column_names
     for i, row in enumerate(rows):
-        rl = teacher_rl_prompt(tokenizer, row["question"], row["solution"], tags, preview.system_prompt)
         console.rule(f"row {i}")
-        console.print(Panel(rl, title=f"teacher RL prompt ({count(rl)} tokens)", expand=False))
-        trace = row.get("reasoning_trace")
-        if isinstance(trace, str):
-            sft = teacher_sft_example(
-                tokenizer, row["question"], row["solution"], trace, tags, preview.system_prompt
+        console.print(
+            panel(
+                teacher_rl_prompt(tokenizer, row["question"], row["solution"], tags, system),
+                "teacher RL prompt",
             )
+        )
+        trace = row.get("reasoning_trace")
+        if not (isinstance(trace, str) and trace.strip()):
             console.print(
-                Panel(
-                    sft["completion"],
-                    title=f"teacher SFT completion ({count(sft['completion'])} tokens)",
-                    expand=False,
+                Text(
+                    "no reasoning trace in this row: the teacher SFT and student examples need one "
+                    f"(map it with --reasoning_trace_column; columns: {rows.column_names})"
                 )
             )
-            st = student_sft_example(
-                tokenizer, row["question"], row["solution"], trace, tags, preview.system_prompt
-            )
-            text = st["prompt"] + st["completion"]
-            console.print(Panel(text, title=f"student example ({count(text)} tokens)", expand=False))
-    console.print(f"{len(rows)} rows shown from {_source_name(data_args)} (tag format {tags.name!r})")
+            continue
+        sft = teacher_sft_example(tokenizer, row["question"], row["solution"], trace, tags, system)
+        console.print(panel(sft["completion"], "teacher SFT completion"))
+        st = student_sft_example(tokenizer, row["question"], row["solution"], trace, tags, system)
+        console.print(panel(st["prompt"] + st["completion"], "student example"))
+    note = "" if has_trace else ", no reasoning_trace column"
+    console.print(
+        Text(f"{len(rows)} rows shown from {_source_name(data_args)} (tag format {tags.name!r}{note})")
+    )
+    return len(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``rlt data preview [--task digits | --dataset_name X] ...``; ``rlt data --help`` lists subcommands."""
+    from rlt.config import parse
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(DATA_HELP)
+        return 0 if argv else 2
+    if argv[0] != "preview":
+        print(f"rlt data: unknown subcommand {argv[0]!r}\n\n{DATA_HELP}", file=sys.stderr)
+        return 2
+    rest = argv[1:]
+    if any(a in ("-h", "--help") for a in rest):
+        _preview_parser().print_help()
+        return 0
+    # rlt.config.parse: recipe keys and `--task null` behave as in the training stages.
+    data_args, preview_args = parse([DataArguments, PreviewArguments], rest)
+    if not data_args.task and not data_args.dataset_name:
+        data_args.task = "digits"  # the README's first command: something to look at with no data
+    preview(data_args, preview_args)
     return 0
