@@ -164,6 +164,14 @@ def test_resume_continues_from_the_saved_step(warm_teacher, tiny_student_dir, tm
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_two_processes_agree_on_logged_rewards(warm_teacher, tiny_student_dir, tmp_path):
     accelerate = shutil.which("accelerate") or str(Path(sys.executable).parent / "accelerate")
@@ -173,6 +181,7 @@ def test_two_processes_agree_on_logged_rewards(warm_teacher, tiny_student_dir, t
         # `--multi_gpu` on a machine without GPUs starts 2 torchrun processes on gloo (MULTI_CPU),
         # and the recipe's use_cpu keeps the trainer on the CPU.
         accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+        "--main_process_port", str(free_port()),  # not torchrun's default 29500: other runs may hold it
         "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "rlt.cli", "train",
         *teacher_argv(warm_teacher, tiny_student_dir, out, "--rlt_per_rank_logs", "true"),
     ]  # fmt: skip
