@@ -374,11 +374,13 @@ def student_sft_view(
     tags: TagSet,
     explanation_column: str = "reasoning_trace",
     system: str | None = None,
+    allow_empty: bool = False,
 ) -> Dataset:
     """``prompt``/``completion`` in the student format (distillation).
 
     A null or empty explanation is refused with its row: a student trained on empty
-    thinking learns to skip it.
+    thinking learns to skip it. ``allow_empty`` accepts empty strings, for a deliberate
+    question → answer baseline (the demo's ``no_explanation`` arm).
     """
     if explanation_column not in ds.column_names:
         raise DataError(
@@ -386,7 +388,9 @@ def student_sft_view(
         )
 
     def render(row: dict[str, Any], index: int) -> dict[str, str]:
-        expl = _text(row, explanation_column, index)
+        expl = row[explanation_column]
+        if not (allow_empty and expl == ""):
+            expl = _text(row, explanation_column, index)
         return student_sft_example(tokenizer, row["question"], row["solution"], expl, tags, system)
 
     return ds.map(render, with_indices=True, desc="rendering student examples")

@@ -44,6 +44,13 @@ class SFTStageArguments:
             "role (teacher or student), '' = no system turn."
         },
     )
+    allow_empty_explanation: bool = field(
+        default=False,
+        metadata={
+            "help": "distill: accept empty explanations (a question -> answer baseline); "
+            "by default they are refused with their row."
+        },
+    )
     explanation_column: str | None = field(
         default=None,
         metadata={
@@ -133,7 +140,12 @@ def build_dataset(stage: Stage, data_args: Any, stage_args: SFTStageArguments, t
                 "collected traces name it 'explanation'"
             )
         view = data.student_sft_view(
-            rows, tokenizer, tags, explanation_column=column, system=stage_args.system_prompt
+            rows,
+            tokenizer,
+            tags,
+            explanation_column=column,
+            system=stage_args.system_prompt,
+            allow_empty=stage_args.allow_empty_explanation,
         )
     keep = {"prompt", "completion"}
     view = view.remove_columns([c for c in view.column_names if c not in keep])
