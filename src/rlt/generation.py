@@ -1,0 +1,86 @@
+"""Batched generation: vLLM's offline engine when installed, transformers ``generate`` otherwise."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class SamplingSettings:
+    """Sampling of one generation call; ``temperature == 0`` is greedy."""
+
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+
+
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
+def choose_backend(backend: str) -> str:
+    """``auto`` → vLLM when importable and a GPU is there, else transformers."""
+    if backend not in ("auto", "vllm", "transformers"):
+        from rlt.errors import ConfigError
+
+        raise ConfigError(f"backend: expected auto, vllm or transformers, got {backend!r}")
+    if backend == "auto":
+        return "vllm" if vllm_available() and torch.cuda.is_available() else "transformers"
+    return backend
+
+
+@torch.no_grad()
+def generate_transformers(
+    model: Any, tokenizer: Any, prompts: list[str], settings: SamplingSettings, seed: int
+) -> list[list[int]]:
+    """Completion token ids (without prompt, end-of-sequence and padding) for each prompt.
+
+    Prompts are left-padded so every completion starts at the same column. ``seed``
+    fixes the sampling of this batch, so a resumed run redraws the same completions.
+    """
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    try:
+        enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    finally:
+        tokenizer.padding_side = side
+    device = next(model.parameters()).device
+    enc = {k: v.to(device) for k, v in enc.items()}
+    torch.manual_seed(seed)
+    greedy = settings.temperature == 0
+    was_training = model.training
+    model.eval()
+    try:
+        out = model.generate(
+            **enc,
+            max_new_tokens=settings.max_new_tokens,
+            do_sample=not greedy,
+            temperature=None if greedy else settings.temperature,
+            top_p=None if greedy else settings.top_p,
+            top_k=None if greedy else 0,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
+    finally:
+        model.train(was_training)
+    new = out[:, enc["input_ids"].shape[1] :].tolist()
+    stop = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
+    result = []
+    for ids in new:
+        cut = next((i for i, t in enumerate(ids) if t in stop), len(ids))
+        result.append(ids[:cut])
+    return result
+
+
+def generate_vllm(llm: Any, prompts: list[str], settings: SamplingSettings, seed: int) -> list[list[int]]:
+    """The same with a ``vllm.LLM`` engine (token ids as the engine sampled them)."""
+    from vllm import SamplingParams
+
+    params = SamplingParams(
+        temperature=settings.temperature, top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=seed
+    )
+    return [list(o.outputs[0].token_ids) for o in llm.generate(prompts, params, use_tqdm=False)]

@@ -1,0 +1,85 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from rlt.cli import main as cli
+from rlt.collect import collect_traces, filter_traces, to_distillation_rows
+from rlt.jsonl import read_records
+from rlt.models import load_model_and_tokenizer
+from rlt.tasks import DigitsTask
+
+
+def test_collect_then_resume_without_duplicates(tiny_model_dir, tmp_path):
+    model, tok = load_model_and_tokenizer(tiny_model_dir)
+    rows = DigitsTask().generate(6, seed=0)
+    out = tmp_path / "traces.jsonl"
+    s1 = collect_traces(
+        model, tok, rows[:3], out, num_traces=2, max_new_tokens=8, batch_size=4, progress=False
+    )
+    assert s1["written"] == 6
+    s2 = collect_traces(model, tok, rows, out, num_traces=2, max_new_tokens=8, batch_size=4, progress=False)
+    assert (s2["written"], s2["skipped"]) == (6, 6)
+    recs = read_records(out)
+    assert sorted(r["id"] for r in recs) == sorted(f"{i}-{k}" for i in range(6) for k in range(2))
+    assert set(recs[0]) >= {"id", "question", "solution", "explanation", "closed", "completion"}
+
+
+def test_same_ids_same_samples(tiny_model_dir, tmp_path):
+    model, tok = load_model_and_tokenizer(tiny_model_dir)
+    rows = DigitsTask().generate(4, seed=1)
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path in (a, b):
+        collect_traces(model, tok, rows, path, max_new_tokens=8, batch_size=2, progress=False)
+    assert read_records(a) == read_records(b)
+
+
+def test_score_with_student_and_filters(tiny_model_dir, tiny_student_dir, tmp_path):
+    from rlt.reward import RLTReward
+
+    teacher, tok = load_model_and_tokenizer(tiny_model_dir)
+    student, stok = load_model_and_tokenizer(tiny_student_dir)
+    reward = RLTReward(student, stok, teacher=teacher, teacher_tokenizer=tok)
+    rows = DigitsTask().generate(2, seed=2)
+    out = tmp_path / "t.jsonl"
+    collect_traces(teacher, tok, rows, out, num_traces=3, max_new_tokens=8, reward=reward, progress=False)
+    recs = read_records(out)
+    assert all(isinstance(r["reward"], float) and r["kl_mean"] is not None for r in recs)
+    best = filter_traces(recs, keep_best_k=1)
+    assert len(best) == 2
+    for b in best:
+        group = [r for r in recs if r["id"].startswith(b["id"].rsplit("-", 1)[0] + "-")]
+        assert b["reward"] == max(r["reward"] for r in group)
+    assert set(to_distillation_rows(best)[0]) == {"id", "question", "solution", "explanation"}
+
+
+def test_cli_export_and_unknown_backend(tiny_model_dir, tmp_path, capsys):
+    out, sft = tmp_path / "t.jsonl", tmp_path / "sft.jsonl"
+    argv = ["collect", "--teacher", tiny_model_dir, "--task", "digits", "--task_size", "3", "--out", str(out),
+            "--max_new_tokens", "6", "--export_sft", str(sft)]  # fmt: skip
+    assert cli(argv) == 0
+    assert len(read_records(out)) == 3 and len(read_records(sft)) == 3
+    assert cli([*argv, "--backend", "tpu"]) == 2
+    assert "backend" in capsys.readouterr().err
+
+
+def test_sigkill_midway_then_resume(tiny_model_dir, tmp_path):
+    out = tmp_path / "k.jsonl"
+    argv = [sys.executable, "-m", "rlt.cli", "collect", "--teacher", tiny_model_dir, "--task", "digits",
+            "--task_size", "40", "--out", str(out), "--batch_size", "2", "--max_new_tokens", "24"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    deadline = time.time() + 120
+    while time.time() < deadline and (not out.exists() or out.stat().st_size == 0):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = len(read_records(out))
+    assert 0 < first < 40
+    with open(out, "ab") as f:  # as if the kill had landed mid-line
+        f.write(b'{"id": "39-0", "quest')
+    assert subprocess.run(argv, capture_output=True).returncode == 0
+    ids = [r["id"] for r in read_records(out)]
+    assert sorted(ids) == sorted(f"{i}-0" for i in range(40))
+    assert all(json.loads(line) for line in out.read_text().splitlines())
