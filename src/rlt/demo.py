@@ -1,0 +1,378 @@
+"""`rlt demo`: the paper's effect, reproduced in miniature on a laptop CPU.
+
+Per seed, on the built-in ``digits`` task with tiny local models (nothing downloaded):
+
+1. **Student pre-training.** A tiny student learns to reason on ``steps`` traces
+   (a stand-in for a pretrained reasoning model such as Bespoke-Stratos-7B). Frozen after.
+2. **Teacher warm-up.** The teacher starts from the pre-trained student's weights, as the
+   paper's teacher (Qwen2.5-7B-Instruct) and student (a fine-tune of it) share a base,
+   and is SFT-trained on explanations of mixed styles (``steps``, ``leak``, ``wrong``,
+   ``filler``). Nothing tells it which style is good.
+3. **Teacher RL** with the RLT reward and the frozen student, through ``rlt train``; and
+   again with the KL coefficients at 0 (the paper's ablation).
+4. **Distillation.** Each teacher (warm-up, RLT, RLT without KL) explains a fixed set of
+   training questions; a fresh student (same size, steps and initialisation for every arm)
+   is trained on each trace set, plus one on question → answer with no explanation.
+5. **Evaluation** of every student on held-out questions, writing its own reasoning.
+
+Every stage runs through the same code as the CLI (``rlt distill``/``warmup``/``train``
+parse the argument lists built here). Seeds run in parallel worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+STYLES = ("steps", "leak", "wrong", "filler")
+
+
+@dataclass
+class DemoArguments:
+    """Arguments of `rlt demo`. The defaults are the full run; ``--quick`` shrinks every stage."""
+
+    out: str = field(default="demo_out", metadata={"help": "Output directory (results.json, report.md, plots)."})
+    seeds: int = field(default=3, metadata={"help": "Number of seeds (independent repetitions of everything)."})
+    quick: bool = field(default=False, metadata={"help": "Few steps and one seed: a smoke run in ~2 minutes."})
+    workers: int = field(default=3, metadata={"help": "Seeds run in parallel in this many processes."})
+    num_ops: int = field(default=3, metadata={"help": "digits: operations per question."})
+    modulus: int = field(default=10, metadata={"help": "digits: modulus."})
+    style_mix: str = field(
+        default="steps:0.25,leak:0.25,wrong:0.25,filler:0.25",
+        metadata={"help": "Warm-up explanation styles and their weights."},
+    )
+    model_size: str = field(default="tiny", metadata={"help": "Tiny model size (rlt.models.TINY_SIZES)."})
+    pretrain_steps: int = field(default=1000, metadata={"help": "Student pre-training steps (batch 32)."})
+    explain_steps: int = field(
+        default=300, metadata={"help": "Steps teaching the pre-trained model to explain in the teacher chat."}
+    )
+    warmup_steps: int = field(default=400, metadata={"help": "Teacher warm-up steps on mixed styles (batch 32)."})
+    warmup_learning_rate: float = field(default=1e-3, metadata={"help": "Teacher warm-up learning rate."})
+    rl_steps: int = field(default=80, metadata={"help": "Teacher RL steps per arm."})
+    rl_questions_per_step: int = field(default=8, metadata={"help": "Questions per RL step."})
+    num_generations: int = field(default=8, metadata={"help": "Completions per question (GRPO group)."})
+    rl_learning_rate: float = field(default=3e-4, metadata={"help": "Teacher RL learning rate."})
+    distill_questions: int = field(default=1000, metadata={"help": "Training questions each teacher explains."})
+    distill_steps: int = field(default=1400, metadata={"help": "Steps of every distilled student (batch 32)."})
+    eval_questions: int = field(default=300, metadata={"help": "Held-out evaluation questions."})
+
+    def apply_quick(self) -> None:
+        self.seeds = 1
+        self.pretrain_steps, self.explain_steps, self.warmup_steps, self.rl_steps = 150, 20, 30, 4
+        self.distill_questions, self.distill_steps, self.eval_questions = 64, 60, 48
+
+    def mix(self) -> dict[str, float]:
+        from rlt.errors import ConfigError
+
+        out = {}
+        for part in self.style_mix.split(","):
+            name, _, weight = part.partition(":")
+            try:
+                out[name.strip()] = float(weight)
+            except ValueError:
+                raise ConfigError(f"style_mix: bad entry {part!r}; expected style:weight") from None
+        return out
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _common_train_args(out_dir: Path, seed: int) -> list[str]:
+    return [
+        "--output_dir", str(out_dir), "--use_cpu", "true", "--bf16", "false", "--report_to", "none",
+        "--save_strategy", "no", "--disable_tqdm", "true", "--seed", str(seed), "--dtype", "float32",
+    ]
+
+
+def _sft_args(
+    model: str, data: Path, out_dir: Path, steps: int, seed: int, column: str, lr: float = 3e-3
+) -> list[str]:
+    return [
+        "--model_name_or_path", model, "--dataset_name", str(data), "--explanation_column", column,
+        "--system_prompt", "", "--max_steps", str(steps), "--per_device_train_batch_size", "32",
+        "--learning_rate", str(lr), "--lr_scheduler_type", "linear", "--warmup_steps", "20",
+        "--weight_decay", "0", "--logging_steps", str(max(1, steps // 5)), "--max_length", "256",
+        *_common_train_args(out_dir, seed),
+    ]  # fmt: skip
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+_QUESTION_IN_PROMPT = re.compile(r"start \d+;[^\n<]*\(mod \d+\)")
+
+
+def style_fractions(records: list[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per RL step, the share of each explanation style among the logged completions."""
+    from rlt.formats import extract_explanation, get_tags
+    from rlt.tasks import DigitsTask
+
+    tags = get_tags("bespoke")
+    by_step: dict[int, Counter[str]] = {}
+    for rec in records:
+        m = _QUESTION_IN_PROMPT.search(rec["prompt"])
+        if not m:
+            continue
+        text = extract_explanation(rec["completion"], tags).text
+        by_step.setdefault(rec["step"], Counter())[DigitsTask.classify_style(m.group(0), text)] += 1
+    return {s: {k: c[k] / sum(c.values()) for k in STYLES} for s, c in sorted(by_step.items())}
+
+
+def _rl_history(run_dir: Path) -> dict[str, list[float]]:
+    state = json.loads((run_dir / "trainer_state.json").read_text())
+    out: dict[str, list[float]] = {"reward": [], "solution_logprob_mean": [], "kl_mean": []}
+    for entry in state["log_history"]:
+        if "rlt/reward" in entry:
+            for key in out:
+                out[key].append(float(entry.get(f"rlt/{key}", float("nan"))))
+    return out
+
+
+# --------------------------------------------------------------------------- one seed
+
+
+def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, Any]:
+    """All five stages for one seed; returns accuracies and RL curves."""
+    import torch
+
+    from rlt import sft, train
+    from rlt.models import load_model_and_tokenizer, save_tiny_model
+    from rlt.tasks import DigitsTask
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, cfg.workers)))
+    root = Path(cfg.out) / f"seed{seed}"
+    # A finished stage leaves a marker; a re-run with the same settings skips it.
+    settings = json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("out", "seeds", "workers")},
+                          sort_keys=True)
+    if (root / "settings.json").exists() and (root / "settings.json").read_text() != settings:
+        shutil.rmtree(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "settings.json").write_text(settings)
+    task = DigitsTask(num_ops=cfg.num_ops, modulus=cfg.modulus, style_mix=cfg.mix())
+    base = 1000 * seed
+    pretrain_rows = task.generate(4000, seed=base + 1)
+    warmup_rows = task.generate(4000, seed=base + 2)
+    distill_rows = task.generate(cfg.distill_questions, seed=base + 4)
+    eval_rows = task.generate(cfg.eval_questions, seed=base + 5)
+    t0 = time.time()
+
+    def stage(name: str, fn: Any, done: Path | None = None) -> Any:
+        marker = None if done is None else done / ".rlt_stage_done"
+        if marker is not None and marker.exists():
+            report(seed, f"{name} (done before, skipped)")
+            return None
+        start = time.time()
+        result = fn()
+        if marker is not None:
+            marker.write_text("")
+        report(seed, f"{name} ({time.time() - start:.0f} s)")
+        return result
+
+    # 1. student pre-training on `steps` traces
+    init = root / "init_student"
+    if not (init / "config.json").exists():
+        save_tiny_model(init, cfg.model_size, seed=base)
+    data = _write_jsonl(root / "pretrain.jsonl", [{**r, "explanation": r["reasoning_trace"]} for r in pretrain_rows])
+    student = root / "student"
+    stage("student pre-training", lambda: sft.distill_main(
+        _sft_args(str(init), data, student, cfg.pretrain_steps, seed, "explanation")), student)
+
+    # 2. the teacher's starting point: the pre-trained model, also taught to explain (`steps`) in the
+    # teacher chat (a stand-in for an instruct model that can already write explanations); then the
+    # warm-up on mixed styles
+    data = _write_jsonl(root / "explain.jsonl", [
+        {"question": r["question"], "solution": r["solution"], "reasoning_trace": r["reasoning_trace"]}
+        for r in warmup_rows])
+    teacher_init = root / "teacher_init"
+    stage("teacher initialisation", lambda: sft.warmup_main(
+        _sft_args(str(student), data, teacher_init, cfg.explain_steps, seed, "reasoning_trace")), teacher_init)
+    mixed = task.mixed_explanations([r["question"] for r in warmup_rows], seed=base + 3)
+    data = _write_jsonl(root / "warmup.jsonl", [
+        {"question": r["question"], "solution": r["solution"], "reasoning_trace": e}
+        for r, (_, e) in zip(warmup_rows, mixed)])
+    teacher_sft = root / "teacher_sft"
+    stage("teacher warm-up", lambda: sft.warmup_main(
+        _sft_args(str(teacher_init), data, teacher_sft, cfg.warmup_steps, seed, "reasoning_trace",
+                  cfg.warmup_learning_rate)), teacher_sft)
+
+    # 3. teacher RL, with and without the KL term
+    def rl(out_dir: Path, kl_coefs: str) -> None:
+        batch = cfg.rl_questions_per_step * cfg.num_generations
+        train.main([
+            "--model_name_or_path", str(teacher_sft), "--task", "digits", "--task_size", "2000",
+            "--task_seed", str(base + 6), "--num_ops", str(cfg.num_ops), "--modulus", str(cfg.modulus),
+            "--policy", "teacher", "--reward_funcs", "rlt", "--student_model_name_or_path", str(student),
+            "--student_dtype", "float32", "--kl_coefs", *kl_coefs.split(","),
+            "--teacher_system_prompt", "", "--student_system_prompt", "",
+            "--rlt_log_completions_steps", "1", "--rlt_log_completions_num", str(batch),
+            "--max_steps", str(cfg.rl_steps), "--per_device_train_batch_size", str(batch),
+            "--num_generations", str(cfg.num_generations), "--temperature", "0.7",
+            "--max_completion_length", "32", "--learning_rate", str(cfg.rl_learning_rate),
+            "--lr_scheduler_type", "constant", "--beta", "0.04", "--loss_type", "grpo",
+            "--gradient_checkpointing", "false", "--logging_steps", "1",
+            *_common_train_args(out_dir, seed),
+        ])  # fmt: skip
+
+    teacher_rlt, teacher_nokl = root / "teacher_rlt", root / "teacher_rlt_no_kl"
+    stage("teacher RL (RLT reward)", lambda: rl(teacher_rlt, "3.0:mean,0.03:max"), teacher_rlt)
+    stage("teacher RL (no KL term)", lambda: rl(teacher_nokl, "0:mean,0:max"), teacher_nokl)
+
+    from rlt import collect, evaluate
+
+    # 4. collect traces from each teacher and distil fresh students (same init for every arm)
+    fresh = save_tiny_model(root / "init_fresh", cfg.model_size, seed=base + 7)
+    traces: dict[str, Path] = {}
+    for arm, teacher_dir in (("sft_teacher", teacher_sft), ("rlt_teacher", teacher_rlt),
+                             ("rlt_no_kl_teacher", teacher_nokl)):
+        model, tok = load_model_and_tokenizer(str(teacher_dir))
+        out = root / f"traces_{arm}.jsonl"
+        stage(f"collect ({arm})", lambda model=model, tok=tok, out=out: collect.collect_traces(
+            model, tok, distill_rows, out, num_traces=1, temperature=0.7, max_new_tokens=32,
+            batch_size=128, seed=base, system_prompt="", progress=False))
+        traces[arm] = out
+    traces["no_explanation"] = _write_jsonl(
+        root / "traces_no_explanation.jsonl", [{**r, "explanation": ""} for r in distill_rows])
+
+    accuracy: dict[str, float] = {}
+    styles_out: dict[str, dict[str, float]] = {}
+    for arm in ("no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher"):
+        rows = [json.loads(line) for line in traces[arm].read_text().splitlines()]
+        styles_out[arm] = dict(Counter(task.classify_style(r["question"], r["explanation"]) for r in rows))
+        clean = _write_jsonl(root / f"distill_{arm}.jsonl", [
+            {"question": r["question"], "solution": r["solution"], "explanation": r["explanation"]} for r in rows])
+        out_dir = root / f"student_{arm}"
+        # Every student learns from exactly what its teacher wrote, empty explanations included.
+        extra = ["--allow_empty_explanation", "true"]
+        stage(f"distil ({arm})", lambda clean=clean, out_dir=out_dir, extra=extra: sft.distill_main(
+            _sft_args(str(fresh), clean, out_dir, cfg.distill_steps, seed, "explanation") + extra))
+        model, tok = load_model_and_tokenizer(str(out_dir))
+        res = stage(f"evaluate ({arm})", lambda model=model, tok=tok: evaluate.evaluate_model(
+            model, tok, eval_rows, "digits", num_samples=1, max_new_tokens=48, batch_size=128,
+            system_prompt="", progress=False))
+        accuracy[arm] = float(res["accuracy"])
+        report(seed, f"  {arm}: accuracy {accuracy[arm]:.3f}; trace styles {styles_out[arm]}")
+
+    from rlt.jsonl import read_records
+
+    return {
+        "seed": seed,
+        "accuracy": accuracy,
+        "trace_styles": styles_out,
+        "rl": {name: _rl_history(d) for name, d in (("rlt", teacher_rlt), ("no_kl", teacher_nokl))},
+        "styles": {name: {str(k): v for k, v in style_fractions(read_records(d / "completions.jsonl")).items()}
+                   for name, d in (("rlt", teacher_rlt), ("no_kl", teacher_nokl))},
+        "elapsed_s": time.time() - t0,
+    }
+
+
+def _worker(cfg: DemoArguments, seed: int, queue: Any) -> dict[str, Any]:
+    import logging
+    import warnings
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    logging.getLogger("rlt").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    os.environ["TQDM_DISABLE"] = "1"
+    from datasets.utils.logging import disable_progress_bar
+
+    disable_progress_bar()
+    return run_seed(cfg, seed, report=lambda s, msg: queue.put((s, msg)))
+
+
+# --------------------------------------------------------------------------- aggregation
+
+
+def _mean_curves(curves: list[list[float]]) -> list[float]:
+    n = min((len(c) for c in curves), default=0)
+    return [statistics.fmean(c[i] for c in curves) for i in range(n)]
+
+
+def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
+    """The results.json document."""
+    from rlt.demo_report import ARMS
+
+    def styles(name: str) -> dict[str, list[float]]:
+        out = {}
+        for style in STYLES:
+            series = [[frac[style] for _, frac in sorted(r["styles"][name].items(), key=lambda kv: int(kv[0]))]
+                      for r in per_seed]
+            out[style] = _mean_curves(series)
+        return out
+
+    return {
+        "arms": {arm: {"accuracy": [r["accuracy"][arm] for r in per_seed]} for arm in ARMS},
+        "rl": {
+            "reward": _mean_curves([r["rl"]["rlt"]["reward"] for r in per_seed]),
+            "solution_logprob_mean": _mean_curves([r["rl"]["rlt"]["solution_logprob_mean"] for r in per_seed]),
+            "kl_mean": _mean_curves([r["rl"]["rlt"]["kl_mean"] for r in per_seed]),
+            "style_fraction": styles("rlt"),
+            "no_kl_reward": _mean_curves([r["rl"]["no_kl"]["reward"] for r in per_seed]),
+            "no_kl_style_fraction": styles("no_kl"),
+        },
+        "trace_styles": {str(r["seed"]): r["trace_styles"] for r in per_seed},
+        "seeds": [r["seed"] for r in per_seed],
+        "config": asdict(cfg),
+        "elapsed_s": elapsed,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from trl import TrlParser
+
+    from rlt.demo_report import table, write_report
+
+    (cfg,) = TrlParser([DemoArguments]).parse_args_and_config(argv)
+    if cfg.quick:
+        cfg.apply_quick()
+    cfg.mix()  # validate before any work
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    stages_per_seed = 3 + 2 + 3 + 4 * 2
+    start = time.time()
+    ctx = mp.get_context("spawn")  # fresh interpreters: torch thread pools do not survive fork well
+    with ctx.Manager() as manager, Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(), console=console,
+    ) as progress:
+        queue = manager.Queue()
+        bars = {s: progress.add_task(f"seed {s}", total=stages_per_seed) for s in range(cfg.seeds)}
+        with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, cfg.seeds)), mp_context=ctx) as pool:
+            futures = [pool.submit(_worker, cfg, s, queue) for s in range(cfg.seeds)]
+            while not all(f.done() for f in futures) or not queue.empty():
+                try:
+                    s, msg = queue.get(timeout=0.5)
+                except Exception:
+                    continue
+                progress.console.print(f"[seed {s}] {msg}")
+                if not msg.startswith("  "):
+                    progress.advance(bars[s])
+            per_seed = [f.result() for f in futures]
+    results = aggregate(cfg, per_seed, time.time() - start)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    report = write_report(results, out)
+    console.print(table(results))
+    console.print(f"results: {out / 'results.json'}; report: {report} ({results['elapsed_s']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The demo's report: the paper's claims checked against the measured numbers, a table and plots.
+
+Everything here reads ``results.json`` as :mod:`rlt.demo` writes it, so a report can
+be re-made from a finished run (``python -m rlt.demo_report DIR``).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ARMS = ("no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher")
+ARM_LABELS = {
+    "no_explanation": "question → answer, no explanation",
+    "sft_teacher": "traces of the warm-up (SFT) teacher",
+    "rlt_teacher": "traces of the RLT teacher",
+    "rlt_no_kl_teacher": "traces of the RLT teacher without the KL term",
+}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for a single value)."""
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def pooled_std(a: list[float], b: list[float]) -> float:
+    """Pooled standard deviation of two groups (0 when neither has two values)."""
+    dof = len(a) + len(b) - 2
+    if dof <= 0:
+        return 0.0
+    var = ((len(a) - 1) * mean_std(a)[1] ** 2 + (len(b) - 1) * mean_std(b)[1] ** 2) / dof
+    return var**0.5
+
+
+def _trend(values: list[float]) -> float:
+    """Mean of the last quarter minus mean of the first quarter of a series."""
+    q = max(1, len(values) // 4)
+    return statistics.fmean(values[-q:]) - statistics.fmean(values[:q])
+
+
+def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """The paper's claims as ``(claim, held, evidence)``, decided from the numbers only."""
+    acc = {arm: results["arms"][arm]["accuracy"] for arm in ARMS}
+    rlt, sft, nokl = acc["rlt_teacher"], acc["sft_teacher"], acc["rlt_no_kl_teacher"]
+    gap = mean_std(rlt)[0] - mean_std(sft)[0]
+    pooled = pooled_std(rlt, sft)
+    out = [
+        (
+            "Students taught by the RLT teacher beat those taught by the warm-up teacher "
+            "(by more than the pooled standard deviation)",
+            gap > pooled,
+            f"{mean_std(rlt)[0]:.3f} vs {mean_std(sft)[0]:.3f}: gap {gap:+.3f}, pooled std {pooled:.3f}",
+        ),
+        (
+            "Removing the KL term makes the traces worse (RLT without KL below RLT)",
+            mean_std(nokl)[0] < mean_std(rlt)[0],
+            f"{mean_std(nokl)[0]:.3f} vs {mean_std(rlt)[0]:.3f}",
+        ),
+    ]
+    rl = results["rl"]
+    reward = rl["reward"]
+    if reward:
+        out.append(
+            (
+                "The RLT reward rises during RL",
+                _trend(reward) > 0,
+                f"mean reward first quarter → last quarter: {_trend(reward):+.3f}",
+            )
+        )
+    fractions = rl.get("no_kl_style_fraction", {})
+    if fractions.get("leak"):
+        leak = fractions["leak"]
+        out.append(
+            (
+                "Without the KL term the teacher drifts to leak-like explanations",
+                _trend(leak) > 0,
+                f"share of `leak` explanations, first quarter → last quarter: {_trend(leak):+.3f}",
+            )
+        )
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = ["| arm | student trained on | accuracy (mean ± std) | per seed |", "| --- | --- | --- | --- |"]
+    for arm in ARMS:
+        vals = results["arms"][arm]["accuracy"]
+        m, s = mean_std(vals)
+        lines.append(
+            f"| `{arm}` | {ARM_LABELS[arm]} | {m:.3f} ± {s:.3f} | {', '.join(f'{v:.3f}' for v in vals)} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
+    """Write the three PNG plots; returns their file names."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = []
+    rl = results["rl"]
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for key, label in (
+        ("reward", "reward"),
+        ("solution_logprob_mean", "solution log-prob (mean)"),
+        ("kl_mean", "KL (mean)"),
+    ):
+        if rl.get(key):
+            ax.plot(range(1, len(rl[key]) + 1), rl[key], label=label)
+    if rl.get("no_kl_reward"):
+        ax.plot(range(1, len(rl["no_kl_reward"]) + 1), rl["no_kl_reward"], "--", label="reward, no-KL run")
+    ax.set_xlabel("RL step")
+    ax.set_title("RLT reward components during teacher RL (mean over seeds)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "reward.png", dpi=110)
+    plt.close(fig)
+    names.append("reward.png")
+
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+    for ax, key, title in (
+        (axes[0], "style_fraction", "RLT"),
+        (axes[1], "no_kl_style_fraction", "RLT without KL"),
+    ):
+        for style, values in rl.get(key, {}).items():
+            ax.plot(range(1, len(values) + 1), values, label=style)
+        ax.set_title(f"explanation styles: {title}")
+        ax.set_xlabel("RL step")
+    axes[0].set_ylabel("share of completions")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "styles.png", dpi=110)
+    plt.close(fig)
+    names.append("styles.png")
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    stats = [mean_std(results["arms"][arm]["accuracy"]) for arm in ARMS]
+    ax.bar(
+        range(len(ARMS)),
+        [m for m, _ in stats],
+        yerr=[s for _, s in stats],
+        capsize=4,
+        color=["#999999", "#6a9fd4", "#2e7d32", "#d48a6a"],
+    )
+    ax.set_xticks(range(len(ARMS)), [a.replace("_", "\n") for a in ARMS], fontsize=8)
+    ax.set_ylabel("held-out accuracy")
+    ax.set_title(f"distilled students ({len(results['seeds'])} seeds, mean ± std)")
+    fig.tight_layout()
+    fig.savefig(out_dir / "accuracy.png", dpi=110)
+    plt.close(fig)
+    names.append("accuracy.png")
+    return names
+
+
+def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
+    """Write ``report.md`` and the plots next to ``results.json``."""
+    out_dir = Path(out_dir)
+    pictures = plot(results, out_dir)
+    lines = [
+        "# rlt demo: the paper's effect in miniature",
+        "",
+        f"Seeds: {results['seeds']}; elapsed {results['elapsed_s']:.0f} s.",
+        "",
+        "## Students (held-out accuracy of the student writing its own reasoning)",
+        "",
+        table(results),
+        "",
+        "## The paper's claims",
+        "",
+        "| claim | held? | evidence |",
+        "| --- | --- | --- |",
+    ]
+    for claim, held, evidence in claims(results):
+        lines.append(f"| {claim} | {'held' if held else 'not held'} | {evidence} |")
+    lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in pictures]
+    lines += ["", "## Settings", "", "```json", json.dumps(results["config"], indent=2), "```", ""]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+if __name__ == "__main__":
+    d = Path(sys.argv[1])
+    print(write_report(json.loads((d / "results.json").read_text()), d))

@@ -1,0 +1,75 @@
+import json
+
+import pytest
+
+from rlt.demo import style_fractions
+from rlt.demo_report import claims, pooled_std, write_report
+
+
+def _results(rlt, sft, nokl, reward, leak):
+    return {
+        "arms": {"no_explanation": {"accuracy": [0.1, 0.12]}, "sft_teacher": {"accuracy": sft},
+                 "rlt_teacher": {"accuracy": rlt}, "rlt_no_kl_teacher": {"accuracy": nokl}},
+        "rl": {"reward": reward, "solution_logprob_mean": reward, "kl_mean": [0.1] * len(reward),
+               "style_fraction": {"steps": [0.5, 0.9], "leak": [0.1, 0.0], "wrong": [0.2, 0.1], "filler": [0.2, 0.0]},
+               "no_kl_reward": reward, "no_kl_style_fraction": {"steps": [0.5, 0.4], "leak": leak,
+                                                                "wrong": [0.2, 0.1], "filler": [0.2, 0.0]}},
+        "seeds": [0, 1], "config": {"quick": False}, "elapsed_s": 12.0,
+    }  # fmt: skip
+
+
+def test_claims_are_decided_from_the_numbers():
+    held = {
+        c: h for c, h, _ in claims(_results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5]))
+    }
+    assert all(held.values()) and len(held) == 4
+    not_held = claims(_results([0.5, 0.9], [0.45, 0.55], [0.9, 0.95], [0, -1, -2, -3], [0.3, 0.1]))
+    assert not any(h for _, h, _ in not_held)
+
+
+def test_pooled_std():
+    assert pooled_std([1.0, 3.0], [2.0, 4.0]) == pytest.approx(2**0.5)
+    assert pooled_std([1.0], [2.0]) == 0.0
+
+
+def test_report_and_plots(tmp_path):
+    write_report(_results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5]), tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "| `rlt_teacher` |" in text and "held" in text
+    for png in ("reward.png", "styles.png", "accuracy.png"):
+        assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_style_fractions_parse_the_logged_completions():
+    prompt = "<|im_start|>user\nstart 7; +5; *3; -4 (mod 10)<|im_end|>\n<|im_start|>assistant\n"
+    recs = [
+        {"step": 0, "prompt": prompt, "completion": "7+5=2; 2*3=6; 6-4=2<|end_of_explanation|>"},
+        {"step": 0, "prompt": prompt, "completion": "answer 2<|end_of_explanation|>"},
+        {"step": 1, "prompt": prompt, "completion": "think it through"},
+    ]
+    fr = style_fractions(recs)
+    assert fr[0] == {"steps": 0.5, "leak": 0.5, "wrong": 0.0, "filler": 0.0}
+    assert fr[1]["filler"] == 1.0
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path):
+    from rlt.cli import main as cli
+
+    out = tmp_path / "demo"
+    assert cli(["demo", "--quick", "--out", str(out)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["arms"]) == {"no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher"}
+    for arm in res["arms"].values():
+        assert len(arm["accuracy"]) == 1 and 0.0 <= arm["accuracy"][0] <= 1.0
+    assert len(res["rl"]["reward"]) == 4 and set(res["rl"]["style_fraction"]) == {
+        "steps",
+        "leak",
+        "wrong",
+        "filler",
+    }
+    assert res["seeds"] == [0] and res["config"]["quick"] is True and res["elapsed_s"] > 0
+    report = (out / "report.md").read_text()
+    assert "## The paper's claims" in report and "| `sft_teacher` |" in report
+    for png in ("reward.png", "styles.png", "accuracy.png"):
+        assert (out / png).exists()
