@@ -277,8 +277,16 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
 
 
 def _worker(cfg: DemoArguments, seed: int, queue: Any) -> dict[str, Any]:
+    """One seed in a worker process; the trainers' own output goes to ``<out>/seed<N>.log``."""
     import logging
     import warnings
+
+    log_path = Path(cfg.out) / f"seed{seed}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "a")  # noqa: SIM115 - lives as long as the worker
+    os.dup2(log.fileno(), 1)
+    os.dup2(log.fileno(), 2)
+    sys.stdout = sys.stderr = log
 
     import transformers
 
