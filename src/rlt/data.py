@@ -313,8 +313,16 @@ def load_rows(args: DataArguments, need_trace: bool = False) -> Dataset:
     a missing ``reasoning_trace`` column, or a bad value in it, is refused (or dropped).
     Without it a present trace column is kept as it is and not checked.
     """
-    ds = load_raw(args)
     source = _source_name(args)
+    try:
+        return _load_rows(args, need_trace, source)
+    except UnicodeDecodeError as err:
+        # pyarrow reads JSON bytes lazily: invalid UTF-8 surfaces only when rows are read.
+        raise DataError(f"{source}: not valid UTF-8 text ({err.reason} at byte {err.start})") from err
+
+
+def _load_rows(args: DataArguments, need_trace: bool, source: str) -> Dataset:
+    ds = load_raw(args)
     if len(ds) == 0:
         raise DataError(f"{source}: the data set has 0 rows")
     if args.question_column not in ds.column_names and CONVERSATIONS in ds.column_names:
