@@ -68,7 +68,8 @@ def test_cli_export_and_unknown_backend(tiny_model_dir, tmp_path, capsys):
 def test_sigkill_midway_then_resume(tiny_model_dir, tmp_path):
     out = tmp_path / "k.jsonl"
     argv = [sys.executable, "-m", "rlt.cli", "collect", "--teacher", tiny_model_dir, "--task", "digits",
-            "--task_size", "40", "--out", str(out), "--batch_size", "2", "--max_new_tokens", "24"]  # fmt: skip
+            "--task_size", "16", "--out", str(out), "--batch_size", "2", "--max_new_tokens", "8"]  # fmt: skip
+    # Poll until the first batch is durable, then SIGKILL mid-run (no cleanup handlers run).
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or out.stat().st_size == 0):
@@ -76,10 +77,25 @@ def test_sigkill_midway_then_resume(tiny_model_dir, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     first = len(read_records(out))
-    assert 0 < first < 40
+    assert 0 < first < 16
     with open(out, "ab") as f:  # as if the kill had landed mid-line
-        f.write(b'{"id": "39-0", "quest')
+        f.write(b'{"id": "15-0", "quest')
     assert subprocess.run(argv, capture_output=True).returncode == 0
     ids = [r["id"] for r in read_records(out)]
-    assert sorted(ids) == sorted(f"{i}-0" for i in range(40))
+    assert sorted(ids) == sorted(f"{i}-0" for i in range(16))  # exactly one record per id, none lost
     assert all(json.loads(line) for line in out.read_text().splitlines())
+
+
+def test_cli_config_file_and_filters(tiny_model_dir, tmp_path):
+    out, sft = tmp_path / "c.jsonl", tmp_path / "c_sft.jsonl"
+    recipe = tmp_path / "collect.yaml"
+    recipe.write_text(
+        f"teacher: {tiny_model_dir}\ntask: digits\ntask_size: 2\nout: {out}\nnum_traces: 2\n"
+        f"max_new_tokens: 6\nexport_sft: {sft}\ndrop_unclosed: true\n"
+    )
+    assert cli(["collect", "--config", str(recipe)]) == 0
+    recs = read_records(out)
+    assert len(recs) == 4
+    assert len(read_records(sft)) == sum(r["closed"] for r in recs)
+    assert filter_traces([{"id": "0-0", "closed": False}], drop_unclosed=True) == []
+    assert cli(["collect", "--config", str(recipe), "--keep_best_k", "1"]) == 2  # needs --score_with

@@ -3,7 +3,8 @@
 Output is append-only JSONL with a stable id per (question, trace index). A re-run
 after a crash or a kill skips what is done, redoes a half-written last line, never
 duplicates (see :mod:`rlt.jsonl`). Each batch is sampled with a seed derived from its
-first id, so a resumed run draws the same completions it would have drawn.
+ids, so a resumed run draws the same completions it would have drawn (for the same
+batch size).
 """
 
 from __future__ import annotations
@@ -21,7 +22,18 @@ from rlt.jsonl import JsonlAppender, done_ids, read_records
 
 
 def _row_id(row: dict[str, Any], index: int) -> str:
+    """The question's id: the data's own ``id`` column when it has one, else its row index."""
     return str(row["id"]) if row.get("id") is not None else str(index)
+
+
+def batch_seed(seed: int, ids: list[str]) -> int:
+    """A torch seed that depends only on ``seed`` and the ids in the batch.
+
+    A resumed run regroups the remaining ids into the same batches (for the same
+    ``batch_size``), so it redraws exactly what the killed run would have drawn.
+    CRC32 rather than ``hash()``: Python salts string hashes per process.
+    """
+    return (seed * 1_000_003 + zlib.crc32("\n".join(ids).encode())) % (2**63)
 
 
 def collect_traces(
@@ -49,6 +61,9 @@ def collect_traces(
     sample with instead of ``teacher.generate``.
     """
     tags = get_tags(tag_format)
+    if reward is not None and getattr(reward, "teacher", None) is None:
+        # Without the teacher the KL terms would silently be None; the teacher here is it.
+        reward.teacher, reward.teacher_tokenizer = teacher, tokenizer
     done = done_ids(out_path)
     todo = []
     for i, row in enumerate(rows):
@@ -70,13 +85,14 @@ def collect_traces(
             for start in range(0, len(todo), batch_size):
                 batch = todo[start : start + batch_size]
                 prompts = [
-                    teacher_rl_prompt(tokenizer, r["question"], r["solution"], tags, system_prompt) for _, r in batch
+                    teacher_rl_prompt(tokenizer, r["question"], r["solution"], tags, system_prompt)
+                    for _, r in batch
                 ]
-                batch_seed = seed + zlib.crc32(batch[0][0].encode())
+                bseed = batch_seed(seed, [rid for rid, _ in batch])
                 if llm is not None:
-                    ids = generate_vllm(llm, prompts, settings, batch_seed)
+                    ids = generate_vllm(llm, prompts, settings, bseed)
                 else:
-                    ids = generate_transformers(teacher, tokenizer, prompts, settings, batch_seed)
+                    ids = generate_transformers(teacher, tokenizer, prompts, settings, bseed)
                 records = []
                 for (rid, row), comp_ids in zip(batch, ids):
                     text = tokenizer.decode(comp_ids, skip_special_tokens=False)
@@ -99,7 +115,9 @@ def collect_traces(
                         [r["solution"] for r in records],
                         [p[0] for p in pairs],
                         [p[1] for p in pairs],
-                        teacher_prompt_ids=[tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts],
+                        teacher_prompt_ids=[
+                            tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts
+                        ],
                     )
                     for rec, comp in zip(records, comps):
                         rec.update({k: v for k, v in comp.items() if k != "closed"})
@@ -132,7 +150,10 @@ def filter_traces(
 
 
 def to_distillation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows ``{id, question, solution, explanation}``: what `rlt distill --explanation_column explanation` reads."""
+    """Rows ``{question, solution, explanation}`` (plus the trace ``id``, for provenance).
+
+    That is what `rlt distill --explanation_column explanation` reads.
+    """
     return [{k: r[k] for k in ("id", "question", "solution", "explanation")} for r in records]
 
 
@@ -146,13 +167,21 @@ class CollectArguments:
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature (the teacher's RL one)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling."})
     max_new_tokens: int = field(default=512, metadata={"help": "Longest explanation, in tokens."})
-    batch_size: int = field(default=32, metadata={"help": "Prompts per generation call (and per durable write)."})
+    batch_size: int = field(
+        default=32, metadata={"help": "Prompts per generation call (and per durable write)."}
+    )
     seed: int = field(default=0, metadata={"help": "Base seed; each batch's seed derives from its ids."})
     system_prompt: str | None = field(default=None, metadata={"help": "Teacher system prompt; '' = none."})
     backend: str = field(default="auto", metadata={"help": "auto, vllm or transformers."})
-    score_with: str | None = field(default=None, metadata={"help": "A student: add the RLT reward components."})
-    drop_unclosed: bool = field(default=False, metadata={"help": "Export: drop explanations without the close tag."})
-    keep_best_k: int | None = field(default=None, metadata={"help": "Export: the best k traces per question."})
+    score_with: str | None = field(
+        default=None, metadata={"help": "A student: add the RLT reward components."}
+    )
+    drop_unclosed: bool = field(
+        default=False, metadata={"help": "Export: drop explanations without the close tag."}
+    )
+    keep_best_k: int | None = field(
+        default=None, metadata={"help": "Export: the best k traces per question."}
+    )
     export_sft: str | None = field(default=None, metadata={"help": "Also write the distillation rows here."})
 
 

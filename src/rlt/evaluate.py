@@ -9,10 +9,7 @@ runaway sympy call in C). pass@k uses the unbiased estimator of Chen et al. (202
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,14 +17,23 @@ from typing import Any
 from rlt.errors import ConfigError, DataError
 from rlt.formats import get_tags, student_prompt
 from rlt.generation import SamplingSettings, generate_transformers
-from rlt.rewards import extract_solution
+from rlt.verify import Checker, MathVerifier, extract_answer, gpqa_letter, gpqa_row, task_checker
 
+GPQA_COLUMNS = (
+    "Question",
+    "Correct Answer",
+    "Incorrect Answer 1",
+    "Incorrect Answer 2",
+    "Incorrect Answer 3",
+)
 HUB_TASKS = {
     "aime24": ("HuggingFaceH4/aime_2024", None, "train", "problem", "answer"),
     "math500": ("HuggingFaceH4/MATH-500", None, "test", "problem", "answer"),
     "gpqa_diamond": ("Idavidrein/gpqa", "gpqa_diamond", "train", "Question", "Correct Answer"),
 }
-LETTERS = "ABCD"
+__all__ = [
+    "EvalTask", "MathVerifier", "evaluate_model", "gpqa_letter", "gpqa_row", "load_eval_task", "pass_at_k",
+]  # fmt: skip
 
 
 # --------------------------------------------------------------------------- pass@k
@@ -45,121 +51,73 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prob_all_wrong
 
 
-# --------------------------------------------------------------------------- math-verify, safely
-
-
-def _math_verify_worker(gold: str, answer: str) -> bool:
-    from math_verify import parse, verify
-
-    # In a worker process of our own: no signal-based timeouts, our future's timeout rules.
-    return bool(verify(parse(gold, parsing_timeout=None), parse(answer, parsing_timeout=None), timeout_seconds=None))
-
-
-class MathVerifier:
-    """math-verify with a hard per-item timeout, usable from any thread.
-
-    Each check runs in a worker process; a check past ``timeout`` returns False
-    (status ``"timeout"``) and the stuck worker is replaced.
-    """
-
-    def __init__(self, timeout: float = 5.0):
-        self.timeout = timeout
-        self._pool: ProcessPoolExecutor | None = None
-
-    def _get_pool(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            import multiprocessing as mp
-
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
-        return self._pool
-
-    def check(self, gold: str, answer: str) -> tuple[bool, str]:
-        """``(correct, status)`` with status ``ok``, ``timeout`` or ``error``."""
-        future = self._get_pool().submit(_math_verify_worker, gold, answer)
-        try:
-            return future.result(timeout=self.timeout), "ok"
-        except FutureTimeout:
-            self._kill()
-            return False, "timeout"
-        except Exception:
-            return False, "error"
-
-    def _kill(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.kill()
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
-
-
 # --------------------------------------------------------------------------- tasks
 
 
 @dataclass
 class EvalTask:
-    """Rows to answer and how to check an answer: ``check(row, answer) -> (correct, status)``."""
+    """Rows to answer and how to check an answer: ``check(row, answer) -> (correct, status)``.
+
+    ``fallback`` lets answers be read from ``\\boxed{}``/the last line when the solution
+    tags are missing (math benchmarks); ``closer`` releases a checker's worker process.
+    """
 
     name: str
     rows: list[dict[str, Any]]
-    check: Callable[[dict[str, Any], str], tuple[bool, str]]
-
-
-def gpqa_row(row: dict[str, Any], seed: int = 0) -> dict[str, Any]:
-    """A GPQA row as a multiple-choice question: options shuffled with a fixed per-question seed."""
-    options = [row["Correct Answer"], row["Incorrect Answer 1"], row["Incorrect Answer 2"], row["Incorrect Answer 3"]]
-    order = list(range(4))
-    random.Random(f"{seed}:{row['Question']}").shuffle(order)
-    shuffled = [options[i] for i in order]
-    letter = LETTERS[order.index(0)]
-    body = "\n".join(f"{LETTERS[i]}) {str(opt).strip()}" for i, opt in enumerate(shuffled))
-    question = f"{str(row['Question']).strip()}\n\n{body}\n\nAnswer with the letter of the correct option."
-    return {"question": question, "solution": letter}
+    check: Checker
+    fallback: bool = True
+    closer: Callable[[], None] | None = None
 
 
 def _load_hub(name: str, path: str | None) -> list[dict[str, Any]]:
+    """Rows of a hub benchmark; ``path`` is a local stand-in with the same columns (tests, offline)."""
     hub_id, config, split, q_col, a_col = HUB_TASKS[name]
     from rlt.data import DataArguments, load_raw
 
     source = path or hub_id
-    ds = load_raw(DataArguments(dataset_name=source, dataset_config=None if path else config, dataset_split=split))
-    rows = ds.to_list()
-    if name == "gpqa_diamond":
-        return [gpqa_row(r) for r in rows]
-    missing = [c for c in (q_col, a_col) if c not in ds.column_names]
+    # The real code path is datasets' load_dataset(hub_id, config, split=...), via rlt.data.
+    ds = load_raw(
+        DataArguments(dataset_name=source, dataset_config=None if path else config, dataset_split=split)
+    )
+    needed = GPQA_COLUMNS if name == "gpqa_diamond" else (q_col, a_col)
+    missing = [c for c in needed if c not in ds.column_names]
     if missing:
         raise DataError(f"{source}: missing columns {missing} for {name}; it has {ds.column_names}")
-    return [{"question": str(r[q_col]), "solution": str(r[a_col])} for r in rows]
+    if name == "gpqa_diamond":
+        return [gpqa_row(r) for r in ds.to_list()]
+    return [{"question": str(r[q_col]), "solution": str(r[a_col])} for r in ds.to_list()]
 
 
 def load_eval_task(
     task: str, path: str | None = None, limit: int | None = None, seed: int = 12345, math_timeout: float = 5.0
 ) -> EvalTask:
-    """``digits``/``countdown`` (generated with a held-out seed), a hub benchmark, or a question/solution file."""
+    """An evaluation task by name.
+
+    ``digits``/``countdown``: generated with a held-out ``seed`` (training uses other
+    seeds), ``limit`` questions (default 200). ``aime24``/``math500``/``gpqa_diamond``:
+    the hub benchmark, or ``path`` with the same columns. Anything else is a data set
+    (hub id or local file) with ``question``/``solution`` columns, checked by math-verify.
+    """
     from rlt.tasks import TASKS, get_task
 
     if task in TASKS:
-        t = get_task(task)
-        rows = t.generate(limit or 200, seed=seed)
-        return EvalTask(task, rows, lambda row, ans: (t.verify(row["question"], ans), "ok"))
+        rows = get_task(task).generate(limit or 200, seed=seed)
+        check, _ = task_checker(task)
+        return EvalTask(task, rows, check, fallback=False)
     if task in HUB_TASKS:
         rows = _load_hub(task, path)
-    elif Path(task).suffix:
+    elif path or "/" in task or Path(task).suffix or Path(task).exists():
         from rlt.data import DataArguments, load_rows
 
-        rows = load_rows(DataArguments(dataset_name=task)).to_list()
+        rows = load_rows(DataArguments(dataset_name=path or task)).to_list()
     else:
-        raise ConfigError(f"task: unknown task {task!r}; expected {sorted(TASKS) + sorted(HUB_TASKS)} or a file")
+        raise ConfigError(
+            f"task: unknown task {task!r}; expected {sorted(TASKS) + sorted(HUB_TASKS)} or a data set"
+        )
     if limit:
         rows = rows[:limit]
-    if task == "gpqa_diamond":
-        return EvalTask(task, rows, lambda row, ans: (ans.strip().strip("()").upper()[:1] == row["solution"], "ok"))
-    verifier = MathVerifier(timeout=math_timeout)
-    return EvalTask(task, rows, lambda row, ans: verifier.check(row["solution"], ans))
+    check, verifier = task_checker(task, math_timeout)
+    return EvalTask(task, rows, check, closer=verifier.close if verifier else None)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -169,7 +127,7 @@ def evaluate_model(
     model: Any,
     tokenizer: Any,
     rows: list[dict[str, Any]],
-    task: str | EvalTask,
+    task: str | EvalTask | Checker,
     num_samples: int = 1,
     ks: tuple[int, ...] = (1,),
     temperature: float = 0.7,
@@ -180,49 +138,89 @@ def evaluate_model(
     out_dir: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    math_timeout: float = 5.0,
 ) -> dict[str, Any]:
-    """Accuracy (pass@1 averaged over ``num_samples``) and pass@k; greedy when ``num_samples == 1``."""
-    tags = get_tags(tag_format)
-    checker = task if isinstance(task, EvalTask) else None
-    if checker is None:
-        from rlt.tasks import TASKS, get_task
+    """Accuracy (pass@1 averaged over ``num_samples``) and unbiased pass@k of ``model`` on ``rows``.
 
-        if task not in TASKS:
-            raise ConfigError(f"task: evaluate_model takes a built-in task name or an EvalTask, got {task!r}")
-        t = get_task(task)
-        checker = EvalTask(task, rows, lambda row, ans: (t.verify(row["question"], ans), "ok"))
-    if any(k > num_samples for k in ks):
-        raise ConfigError(f"k: every k must be <= num_samples ({num_samples}), got {list(ks)}")
-    settings = SamplingSettings(temperature=0.0 if num_samples == 1 else temperature, max_new_tokens=max_new_tokens)
+    ``task`` is a task name (``digits``, ``countdown``, ``gpqa_diamond``, or anything
+    else for math-verify), an :class:`EvalTask`, or a checker ``(row, answer) ->
+    (correct, status)``. The model answers in the student format; greedy when
+    ``num_samples == 1``, else sampled at ``temperature`` (seeded per batch). With
+    ``out_dir``, writes ``results.json``, ``results.md`` and ``samples.jsonl`` there.
+    """
+    from rlt.tasks import TASKS
+
+    tags = get_tags(tag_format)
+    if num_samples < 1 or any(k < 1 or k > num_samples for k in ks):
+        raise ConfigError(f"k: every k must be in 1..num_samples ({num_samples}), got {list(ks)}")
+    if isinstance(task, EvalTask):
+        name, check, fallback, closer = task.name, task.check, task.fallback, None
+    elif isinstance(task, str):
+        check, verifier = task_checker(task, math_timeout)
+        name, fallback, closer = task, task not in TASKS, (verifier.close if verifier else None)
+    else:
+        name, check, fallback, closer = getattr(task, "__name__", "custom"), task, True, None
+    settings = SamplingSettings(
+        temperature=0.0 if num_samples == 1 else temperature, max_new_tokens=max_new_tokens
+    )
     jobs = [(i, s) for i in range(len(rows)) for s in range(num_samples)]
     samples: list[dict[str, Any]] = []
-    for start in range(0, len(jobs), batch_size):
-        batch = jobs[start : start + batch_size]
-        prompts = [student_prompt(tokenizer, rows[i]["question"], tags, system_prompt) for i, _ in batch]
-        ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
-        for (i, s), comp in zip(batch, ids):
-            text = tokenizer.decode(comp, skip_special_tokens=True)
-            answer = extract_solution(text, tags)
-            correct, status = checker.check(rows[i], answer) if answer is not None else (False, "no_answer")
-            samples.append({"index": i, "sample": s, "completion": text, "answer": answer,
-                            "correct": bool(correct), "status": status})  # fmt: skip
-    correct_per_row = [0] * len(rows)
-    for smp in samples:
-        correct_per_row[smp["index"]] += smp["correct"]
-    n = len(rows)
-    results = {
-        "task": checker.name,
-        "num_questions": n,
-        "num_samples": num_samples,
-        "accuracy": sum(correct_per_row) / (n * num_samples) if n else 0.0,
-        "pass_at_k": {str(k): sum(pass_at_k(num_samples, c, k) for c in correct_per_row) / n if n else 0.0
-                      for k in ks},  # fmt: skip
-        "timeouts": sum(1 for smp in samples if smp["status"] == "timeout"),
-        "no_answer": sum(1 for smp in samples if smp["status"] == "no_answer"),
-    }
+    bar = _progress(progress, f"eval {name}", len(jobs))
+    try:
+        for start in range(0, len(jobs), batch_size):
+            batch = jobs[start : start + batch_size]
+            prompts = [student_prompt(tokenizer, rows[i]["question"], tags, system_prompt) for i, _ in batch]
+            ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
+            for (i, s), comp in zip(batch, ids):
+                text = tokenizer.decode(comp, skip_special_tokens=True)
+                answer = extract_answer(text, tags, fallback=fallback)
+                correct, status = check(rows[i], answer) if answer is not None else (False, "no_answer")
+                samples.append({"index": i, "sample": s, "question": rows[i]["question"],
+                                "solution": rows[i]["solution"], "completion": text, "answer": answer,
+                                "correct": bool(correct), "status": status})  # fmt: skip
+            if bar is not None:
+                bar[0].advance(bar[1], len(batch))
+    finally:
+        if bar is not None:
+            bar[0].stop()
+        if closer is not None:
+            closer()
+    results = summarise(name, len(rows), num_samples, ks, samples)
     if out_dir is not None:
         write_results(results, samples, out_dir)
     return results
+
+
+def _progress(enabled: bool, label: str, total: int) -> tuple[Any, Any] | None:
+    if not enabled:
+        return None
+    from rich.progress import Progress
+
+    bar = Progress(transient=True)
+    bar.start()
+    return bar, bar.add_task(label, total=total)
+
+
+def summarise(
+    name: str, num_questions: int, num_samples: int, ks: tuple[int, ...], samples: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Accuracy and pass@k from per-sample ``correct`` flags (``index`` = question)."""
+    correct_per_row = [0] * num_questions
+    for smp in samples:
+        correct_per_row[smp["index"]] += smp["correct"]
+    n = num_questions
+    return {
+        "task": name,
+        "num_questions": n,
+        "num_samples": num_samples,
+        "accuracy": sum(correct_per_row) / (n * num_samples) if n else 0.0,
+        "pass_at_k": {
+            str(k): sum(pass_at_k(num_samples, c, k) for c in correct_per_row) / n if n else 0.0 for k in ks
+        },  # fmt: skip
+        "timeouts": sum(1 for smp in samples if smp["status"] == "timeout"),
+        "errors": sum(1 for smp in samples if smp["status"] == "error"),
+        "no_answer": sum(1 for smp in samples if smp["status"] == "no_answer"),
+    }
 
 
 def write_results(results: dict[str, Any], samples: list[dict[str, Any]], out_dir: str | Path) -> None:
@@ -246,7 +244,9 @@ class EvalArguments:
 
     model: str = field(metadata={"help": "Model to evaluate (hub id or directory)."})
     task: str = field(metadata={"help": "digits, countdown, aime24, math500, gpqa_diamond, or a data file."})
-    out: str = field(default="eval_out", metadata={"help": "Directory for results.json/results.md/samples.jsonl."})
+    out: str = field(
+        default="eval_out", metadata={"help": "Directory for results.json/results.md/samples.jsonl."}
+    )
     dataset_path: str | None = field(default=None, metadata={"help": "Local stand-in for a hub benchmark."})
     limit: int | None = field(default=None, metadata={"help": "First N questions."})
     num_samples: int = field(default=1, metadata={"help": "Samples per question (1 = greedy)."})
@@ -267,10 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     (args,) = parse([EvalArguments], argv)
     task = load_eval_task(args.task, args.dataset_path, args.limit, math_timeout=args.math_timeout)
     model, tok = load_model_and_tokenizer(args.model)
-    res = evaluate_model(
-        model, tok, task.rows, task, args.num_samples, tuple(args.k), args.temperature, args.max_new_tokens,
-        args.batch_size, args.tag_format, args.system_prompt, args.out, args.seed,
-    )  # fmt: skip
+    try:
+        res = evaluate_model(
+            model, tok, task.rows, task, args.num_samples, tuple(args.k), args.temperature, args.max_new_tokens,
+            args.batch_size, args.tag_format, args.system_prompt, args.out, args.seed,
+        )  # fmt: skip
+    finally:
+        if task.closer is not None:
+            task.closer()
     print(f"eval {task.name}: accuracy {res['accuracy']:.3f} over {res['num_questions']} questions; "
           f"pass@k {res['pass_at_k']}; results in {args.out}")  # fmt: skip
     return 0
