@@ -70,6 +70,18 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"input file {str(path)!r} does not exist")
+    try:
+        rows = _read_rows(path)
+    except UnicodeDecodeError as err:
+        # Without this a bad byte is a traceback; name the file and the byte offset instead.
+        raise DataError(f"{path}: not valid UTF-8 text ({err.reason} at byte {err.start})") from err
+    if not rows:
+        # Otherwise the empty file is reported as "missing columns", which hides the real problem.
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json"):
         text = path.read_text(encoding="utf-8")
