@@ -203,13 +203,36 @@ def build_sft_trainer(
     return trainer
 
 
-def _resume_value(value: Any) -> Any:
-    """``--resume_from_checkpoint true`` means the newest checkpoint in output_dir."""
+def _resume_value(value: Any, output_dir: str | None = None) -> Any:
+    """``--resume_from_checkpoint true`` means the newest *complete* checkpoint in output_dir."""
     if isinstance(value, str) and value.lower() in ("true", "latest"):
-        return True
+        return _last_complete_checkpoint(output_dir) or True
     if isinstance(value, str) and value.lower() in ("false", "none", ""):
         return None
     return value
+
+
+def _last_complete_checkpoint(output_dir: str | None) -> str | None:
+    """The newest ``checkpoint-N`` whose trainer_state.json reads back.
+
+    transformers writes trainer_state.json last, and its own "newest checkpoint" is just
+    the highest N: a run killed mid-save would resume from a half-written folder and crash.
+    """
+    import json
+    import re
+
+    if not output_dir or not Path(output_dir).is_dir():
+        return None
+    found = []
+    for path in Path(output_dir).iterdir():
+        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
+        if match and path.is_dir():
+            try:
+                json.loads((path / "trainer_state.json").read_text())
+            except (OSError, ValueError):
+                continue  # half-written: skipped
+            found.append((int(match.group(1)), str(path)))
+    return max(found)[1] if found else None
 
 
 def save_final(trainer: Any, output_dir: str, dataset_name: str | None = None) -> None:
@@ -230,7 +253,7 @@ def run_sft(stage: Stage, argv: list[str] | None) -> int:
     """Parse, build, train and save one SFT stage."""
     model_args, data_args, sft_args, stage_args = parse_sft_args(argv)
     trainer = build_sft_trainer(stage, model_args, data_args, sft_args, stage_args)
-    trainer.train(resume_from_checkpoint=_resume_value(sft_args.resume_from_checkpoint))
+    trainer.train(resume_from_checkpoint=_resume_value(sft_args.resume_from_checkpoint, sft_args.output_dir))
     save_final(trainer, sft_args.output_dir, getattr(data_args, "dataset_name", None))
     if trainer.args.should_save:
         print(f"rlt: saved the {stage} model to {sft_args.output_dir}")

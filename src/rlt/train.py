@@ -570,7 +570,9 @@ def main(argv: list[str] | None = None) -> int:
 
     model_args, data_args, grpo_args, train_args, reward_config = parse_train_args(argv)
     trainer = build_trainer(model_args, data_args, grpo_args, train_args, reward_config)
-    trainer.train(resume_from_checkpoint=_resume_value(grpo_args.resume_from_checkpoint))
+    trainer.train(
+        resume_from_checkpoint=_resume_value(grpo_args.resume_from_checkpoint, grpo_args.output_dir)
+    )
     save_final(trainer, grpo_args.output_dir, getattr(data_args, "dataset_name", None))
     if trainer.args.should_save:
         print(f"rlt train: saved the {train_args.policy} to {grpo_args.output_dir}")
