@@ -99,3 +99,65 @@ def test_cli_config_file_and_filters(tiny_model_dir, tmp_path):
     assert len(read_records(sft)) == sum(r["closed"] for r in recs)
     assert filter_traces([{"id": "0-0", "closed": False}], drop_unclosed=True) == []
     assert cli(["collect", "--config", str(recipe), "--keep_best_k", "1"]) == 2  # needs --score_with
+
+
+class _FakeSamplingParams:
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+class _FakeLLM:
+    """Stands in for ``vllm.LLM``: the completion names the request's seed, then closes and ends."""
+
+    def __init__(self, tok):
+        self.tok, self.seen = tok, []
+
+    def generate(self, prompts, params, use_tqdm=False):
+        from types import SimpleNamespace
+
+        from rlt.formats import get_tags
+
+        assert isinstance(params, list) and len(params) == len(prompts)  # one SamplingParams per prompt
+        self.seen += [p.seed for p in params]
+        close = get_tags("bespoke").explanation_close
+        outs = []
+        for p in params:
+            ids = (
+                self.tok(f"s{p.seed}{close}", add_special_tokens=False)["input_ids"]
+                + [self.tok.eos_token_id] * 2
+            )
+            outs.append(SimpleNamespace(outputs=[SimpleNamespace(token_ids=ids)]))
+        return outs
+
+
+def test_vllm_path_seeds_each_trace(tiny_model_dir, tmp_path, monkeypatch):
+    import types
+
+    from rlt.models import load_tokenizer
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
+    tok = load_tokenizer(tiny_model_dir)
+    llm = _FakeLLM(tok)
+    rows = DigitsTask().generate(2, seed=0)
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    collect_traces(None, tok, rows, a, num_traces=3, batch_size=4, llm=llm, progress=False)
+    recs = read_records(a)
+    assert len(recs) == 6 and all(r["closed"] for r in recs)
+    assert len({r["explanation"] for r in recs}) == 6  # the copies of a prompt are not identical
+    assert not any(tok.eos_token in r["completion"] for r in recs)  # end-of-sequence cut as in transformers
+    collect_traces(None, tok, rows, b, num_traces=3, batch_size=1, llm=_FakeLLM(tok), progress=False)
+    assert read_records(a) == read_records(b)  # per-trace seeds: batching does not matter
+
+
+def test_filters_without_export_write_filtered_file(tiny_model_dir, tmp_path):
+    from rlt.collect import filtered_path
+
+    out = tmp_path / "f.jsonl"
+    # Hyphenated spellings work too (HfArgumentParser adds them).
+    argv = ["collect", "--teacher", tiny_model_dir, "--task", "digits", "--task_size", "3", "--out", str(out),
+            "--max-new-tokens", "6", "--num-traces", "2", "--drop_unclosed", "true"]  # fmt: skip
+    assert cli(argv) == 0
+    assert filtered_path(out) == tmp_path / "f.filtered.jsonl"
+    kept = read_records(filtered_path(out))
+    assert [r["id"] for r in kept] == [r["id"] for r in read_records(out) if r["closed"]]
+    assert cli([*argv, "--keep_best_k", "0", "--score_with", tiny_model_dir]) == 2

@@ -101,3 +101,59 @@ def test_collect_then_distil_rows_then_eval_end_to_end(tiny_model_dir, tiny_stud
     res2 = evaluate_model(student, stok, eval_rows, lambda row, ans: (True, "ok"), max_new_tokens=8,
                           progress=False)  # fmt: skip
     assert res2["accuracy"] == 1 - res2["no_answer"] / 3
+
+
+def test_public_hub_loaders_and_cli_dataset_name(tiny_model_dir, tmp_path):
+    from rlt.evaluate import load_aime24, load_gpqa_diamond, load_math500
+
+    aime, m500, gp = tmp_path / "aime.jsonl", tmp_path / "m500.csv", tmp_path / "gpqa.jsonl"
+    aime.write_text(json.dumps({"problem": "Find 3^2.", "answer": "9", "id": 60}) + "\n")
+    m500.write_text("problem,answer,solution\nHalf of 1?,\\frac{1}{2},long text\n")
+    gp.write_text(json.dumps(GPQA) + "\n")
+    assert load_aime24(str(aime)) == [{"question": "Find 3^2.", "solution": "9"}]
+    assert load_math500(str(m500)) == [{"question": "Half of 1?", "solution": "\\frac{1}{2}"}]
+    (row,) = load_gpqa_diamond(str(gp))
+    assert row == gpqa_row(GPQA)
+    # `rlt eval` on a hub benchmark's local stand-in: --dataset_name (and its --dataset_path alias).
+    for flag, out in (("--dataset_name", tmp_path / "e1"), ("--dataset_path", tmp_path / "e2")):
+        assert cli(["eval", "--model", tiny_model_dir, "--task", "math500", flag, str(m500),
+                    "--max_new_tokens", "4", "--out", str(out)]) == 0  # fmt: skip
+        res = json.loads((out / "results.json").read_text())
+        assert (res["task"], res["num_questions"]) == ("math500", 1)
+
+
+class _FakeSamplingParams:
+    def __init__(self, **kwargs):
+        self.__dict__.update(kwargs)
+
+
+def test_evaluate_with_a_vllm_engine(tiny_model_dir, monkeypatch):
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    from rlt.formats import get_tags
+    from rlt.models import load_tokenizer
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
+    tok, tags = load_tokenizer(tiny_model_dir), get_tags("bespoke")
+    rows = DigitsTask().generate(2, seed=7)
+    seen = []
+
+    class FakeLLM:
+        def generate(self, prompts, params, use_tqdm=False):
+            seen.extend(p.seed for p in params)
+            # Answers the first question right, the second wrong, every sample.
+            texts = [f"{tags.think_open}x{tags.think_close}\n\n{tags.solution_open}"
+                     f"{rows[0]['solution'] if rows[0]['question'] in pr else '99'}"
+                     f"{tags.solution_close}" for pr in prompts]  # fmt: skip
+            return [
+                SimpleNamespace(
+                    outputs=[SimpleNamespace(token_ids=tok(t, add_special_tokens=False)["input_ids"])]
+                )
+                for t in texts
+            ]
+
+    res = evaluate_model(None, tok, rows, "digits", num_samples=3, ks=(1, 3), llm=FakeLLM(), progress=False)
+    assert len(set(seen)) == 6  # one seed per (question, sample)
+    assert res["accuracy"] == pytest.approx(0.5) and res["pass_at_k"] == {"1": 0.5, "3": 0.5}

@@ -4,7 +4,19 @@ Output is append-only JSONL with a stable id per (question, trace index). A re-r
 after a crash or a kill skips what is done, redoes a half-written last line, never
 duplicates (see :mod:`rlt.jsonl`). Each batch is sampled with a seed derived from its
 ids, so a resumed run draws the same completions it would have drawn (for the same
-batch size).
+batch size; with vLLM each trace has its own seed, so batching does not matter).
+
+Each record: ``id`` (``"{question}-{trace}"``; the question is the data's ``id``
+column or its row index), ``question``, ``solution``, ``explanation`` (the text
+before the close tag), ``closed``, ``completion`` (raw), and with ``--score_with``
+the reward components of :class:`rlt.reward.RLTReward`.
+
+Filters run as a post-pass over the whole output, never on the resumable file itself:
+``--drop_unclosed`` and ``--keep_best_k K`` (of each question's traces, by reward).
+With ``--export_sft FILE`` the kept traces go to ``FILE`` as
+``{id, question, solution, explanation}`` rows, what `rlt distill
+--explanation_column explanation` reads; without it, the kept records go to
+``<out>.filtered.jsonl``. Both are rewritten whole on every run.
 """
 
 from __future__ import annotations
@@ -17,7 +29,14 @@ from typing import Any
 
 from rlt.errors import ConfigError
 from rlt.formats import explanation_token_ids, extract_explanation, get_tags, teacher_rl_prompt
-from rlt.generation import SamplingSettings, choose_backend, generate_transformers, generate_vllm
+from rlt.generation import (
+    SamplingSettings,
+    choose_backend,
+    generate_transformers,
+    generate_vllm,
+    make_vllm_engine,
+    stop_ids,
+)
 from rlt.jsonl import JsonlAppender, done_ids, read_records
 
 
@@ -34,6 +53,11 @@ def batch_seed(seed: int, ids: list[str]) -> int:
     CRC32 rather than ``hash()``: Python salts string hashes per process.
     """
     return (seed * 1_000_003 + zlib.crc32("\n".join(ids).encode())) % (2**63)
+
+
+def id_seed(seed: int, rid: str) -> int:
+    """A per-trace seed (vLLM seeds each request on its own; batching does not matter there)."""
+    return (seed * 1_000_003 + zlib.crc32(rid.encode())) % (2**31)
 
 
 def collect_traces(
@@ -58,7 +82,8 @@ def collect_traces(
     ``rows`` have ``question`` and ``solution`` (and optionally ``id``). With ``reward``
     (an :class:`rlt.reward.RLTReward` whose ``teacher`` is this teacher), each record
     also carries the reward components of its explanation. ``llm`` is a vLLM engine to
-    sample with instead of ``teacher.generate``.
+    sample with instead of ``teacher.generate`` (``teacher`` may then be None unless a
+    reward needs its log-probs).
     """
     tags = get_tags(tag_format)
     if reward is not None and getattr(reward, "teacher", None) is None:
@@ -90,7 +115,8 @@ def collect_traces(
                 ]
                 bseed = batch_seed(seed, [rid for rid, _ in batch])
                 if llm is not None:
-                    ids = generate_vllm(llm, prompts, settings, bseed)
+                    seeds = [id_seed(seed, rid) for rid, _ in batch]
+                    ids = generate_vllm(llm, prompts, settings, seeds, stop_ids(tokenizer))
                 else:
                     ids = generate_transformers(teacher, tokenizer, prompts, settings, bseed)
                 records = []
@@ -177,32 +203,58 @@ class CollectArguments:
         default=None, metadata={"help": "A student: add the RLT reward components."}
     )
     drop_unclosed: bool = field(
-        default=False, metadata={"help": "Export: drop explanations without the close tag."}
+        default=False, metadata={"help": "Filter: drop explanations without the close tag."}
     )
     keep_best_k: int | None = field(
-        default=None, metadata={"help": "Export: the best k traces per question."}
+        default=None,
+        metadata={"help": "Filter: the best k traces per question by reward (needs score_with)."},
     )
-    export_sft: str | None = field(default=None, metadata={"help": "Also write the distillation rows here."})
+    export_sft: str | None = field(
+        default=None,
+        metadata={"help": "Write the (filtered) distillation rows {question, solution, explanation} here."},
+    )
+    gpu_memory_utilization: float = field(
+        default=0.9, metadata={"help": "vLLM: fraction of GPU memory the engine may take."}
+    )
+
+
+def filtered_path(out: str | Path) -> Path:
+    """``traces.jsonl`` → ``traces.filtered.jsonl``: where the filters write without ``export_sft``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}.filtered{out.suffix or '.jsonl'}")
+
+
+def _rewrite(path: str | Path, records: list[dict[str, Any]]) -> None:
+    # A derived file is rewritten whole (it is cheap), never resumed.
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text("")
+    with JsonlAppender(path) as f:
+        f.write(records)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`rlt collect`: sample, write resumably, then filter/export (see the module docstring)."""
     from rlt.config import parse
     from rlt.data import DataArguments, load_rows
-    from rlt.models import load_model_and_tokenizer
+    from rlt.models import load_model_and_tokenizer, load_tokenizer
 
     args, data_args = parse([CollectArguments, DataArguments], argv)
     if args.num_traces < 1 or args.batch_size < 1:
         raise ConfigError("num_traces, batch_size: must be >= 1")
     if args.keep_best_k is not None and not args.score_with:
         raise ConfigError("keep_best_k: needs --score_with STUDENT (the traces are ranked by reward)")
+    if args.keep_best_k is not None and args.keep_best_k < 1:
+        raise ConfigError(f"keep_best_k: must be >= 1, got {args.keep_best_k}")
     rows = load_rows(data_args).to_list()
     backend = choose_backend(args.backend)
-    model, tok = load_model_and_tokenizer(args.teacher)
     llm = None
     if backend == "vllm":
-        from vllm import LLM
-
-        llm = LLM(model=args.teacher, seed=args.seed)
+        llm = make_vllm_engine(args.teacher, args.seed, args.gpu_memory_utilization)
+    if llm is None or args.score_with:
+        # The transformers teacher samples (no vLLM) or gives the reward its log-probs.
+        model, tok = load_model_and_tokenizer(args.teacher)
+    else:
+        model, tok = None, load_tokenizer(args.teacher)
     reward = None
     if args.score_with:
         from rlt.reward import RLTReward, RLTRewardConfig
@@ -226,12 +278,18 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     print(
         f"collect: wrote {summary['written']} traces ({summary['skipped']} already done) to {args.out}; "
-        f"{summary['closed']}/{summary['written']} closed"
+        f"{summary['closed']}/{summary['written']} closed; backend {backend}"
     )
-    if args.export_sft:
-        kept = filter_traces(read_records(args.out), args.drop_unclosed, args.keep_best_k)
-        Path(args.export_sft).write_text("")  # an export is rewritten whole, not resumed
-        with JsonlAppender(args.export_sft) as f:
-            f.write(to_distillation_rows(kept))
-        print(f"collect: exported {len(kept)} rows for `rlt distill` to {args.export_sft}")
+    filtering = args.drop_unclosed or args.keep_best_k is not None
+    if filtering or args.export_sft:
+        records = read_records(args.out)
+        kept = filter_traces(records, args.drop_unclosed, args.keep_best_k)
+        if args.export_sft:
+            _rewrite(args.export_sft, to_distillation_rows(kept))
+            print(
+                f"collect: exported {len(kept)}/{len(records)} traces for `rlt distill` to {args.export_sft}"
+            )
+        else:
+            _rewrite(filtered_path(args.out), kept)
+            print(f"collect: kept {len(kept)}/{len(records)} traces in {filtered_path(args.out)}")
     return 0

@@ -16,7 +16,14 @@ from typing import Any
 
 from rlt.errors import ConfigError, DataError
 from rlt.formats import get_tags, student_prompt
-from rlt.generation import SamplingSettings, generate_transformers
+from rlt.generation import (
+    SamplingSettings,
+    choose_backend,
+    generate_transformers,
+    generate_vllm,
+    make_vllm_engine,
+    stop_ids,
+)
 from rlt.verify import Checker, MathVerifier, extract_answer, gpqa_letter, gpqa_row, task_checker
 
 GPQA_COLUMNS = (
@@ -32,7 +39,8 @@ HUB_TASKS = {
     "gpqa_diamond": ("Idavidrein/gpqa", "gpqa_diamond", "train", "Question", "Correct Answer"),
 }
 __all__ = [
-    "EvalTask", "MathVerifier", "evaluate_model", "gpqa_letter", "gpqa_row", "load_eval_task", "pass_at_k",
+    "EvalTask", "MathVerifier", "evaluate_model", "gpqa_letter", "gpqa_row", "load_aime24", "load_eval_task",
+    "load_gpqa_diamond", "load_math500", "pass_at_k",
 ]  # fmt: skip
 
 
@@ -88,6 +96,25 @@ def _load_hub(name: str, path: str | None) -> list[dict[str, Any]]:
     return [{"question": str(r[q_col]), "solution": str(r[a_col])} for r in ds.to_list()]
 
 
+def load_aime24(path: str | None = None) -> list[dict[str, Any]]:
+    """AIME 2024 (``HuggingFaceH4/aime_2024``: ``problem``, ``answer``) as question/solution rows."""
+    return _load_hub("aime24", path)
+
+
+def load_math500(path: str | None = None) -> list[dict[str, Any]]:
+    """MATH-500 (``HuggingFaceH4/MATH-500``: ``problem``, ``answer``) as question/solution rows."""
+    return _load_hub("math500", path)
+
+
+def load_gpqa_diamond(path: str | None = None) -> list[dict[str, Any]]:
+    """GPQA-Diamond (``Idavidrein/gpqa``, config ``gpqa_diamond``, gated) as lettered multiple choice.
+
+    Options are shuffled per question with a fixed seed (:func:`rlt.verify.gpqa_row`);
+    the solution is the correct letter.
+    """
+    return _load_hub("gpqa_diamond", path)
+
+
 def load_eval_task(
     task: str, path: str | None = None, limit: int | None = None, seed: int = 12345, math_timeout: float = 5.0
 ) -> EvalTask:
@@ -139,6 +166,7 @@ def evaluate_model(
     seed: int = 0,
     progress: bool = True,
     math_timeout: float = 5.0,
+    llm: Any = None,
 ) -> dict[str, Any]:
     """Accuracy (pass@1 averaged over ``num_samples``) and unbiased pass@k of ``model`` on ``rows``.
 
@@ -147,6 +175,7 @@ def evaluate_model(
     (correct, status)``. The model answers in the student format; greedy when
     ``num_samples == 1``, else sampled at ``temperature`` (seeded per batch). With
     ``out_dir``, writes ``results.json``, ``results.md`` and ``samples.jsonl`` there.
+    ``llm`` is a vLLM engine to generate with instead of ``model.generate``.
     """
     from rlt.tasks import TASKS
 
@@ -170,7 +199,12 @@ def evaluate_model(
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start : start + batch_size]
             prompts = [student_prompt(tokenizer, rows[i]["question"], tags, system_prompt) for i, _ in batch]
-            ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
+            if llm is not None:
+                # One seed per (question, sample): independent of batching.
+                seeds = [seed * 1_000_003 + i * 1_009 + s for i, s in batch]
+                ids = generate_vllm(llm, prompts, settings, seeds, stop_ids(tokenizer))
+            else:
+                ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
             for (i, s), comp in zip(batch, ids):
                 text = tokenizer.decode(comp, skip_special_tokens=True)
                 answer = extract_answer(text, tags, fallback=fallback)
@@ -247,7 +281,14 @@ class EvalArguments:
     out: str = field(
         default="eval_out", metadata={"help": "Directory for results.json/results.md/samples.jsonl."}
     )
-    dataset_path: str | None = field(default=None, metadata={"help": "Local stand-in for a hub benchmark."})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A local file (or other hub id) with the benchmark's columns, in place of its hub id; "
+            "for a generic task, the data set itself.",
+            "aliases": ["--dataset_path"],
+        },
+    )
     limit: int | None = field(default=None, metadata={"help": "First N questions."})
     num_samples: int = field(default=1, metadata={"help": "Samples per question (1 = greedy)."})
     k: list[int] = field(default_factory=lambda: [1], metadata={"help": "pass@k values."})
@@ -258,23 +299,37 @@ class EvalArguments:
     system_prompt: str | None = field(default=None, metadata={"help": "Student system prompt; '' = none."})
     math_timeout: float = field(default=5.0, metadata={"help": "Seconds per math-verify check."})
     seed: int = field(default=0, metadata={"help": "Sampling seed."})
+    backend: str = field(
+        default="auto", metadata={"help": "auto (vLLM when importable on a GPU), vllm, transformers."}
+    )
+    gpu_memory_utilization: float = field(
+        default=0.9, metadata={"help": "vLLM: fraction of GPU memory the engine may take."}
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`rlt eval`: load the task, answer, check, write ``results.json``/``results.md``/``samples.jsonl``."""
     from rlt.config import parse
-    from rlt.models import load_model_and_tokenizer
+    from rlt.models import load_model_and_tokenizer, load_tokenizer
 
     (args,) = parse([EvalArguments], argv)
-    task = load_eval_task(args.task, args.dataset_path, args.limit, math_timeout=args.math_timeout)
-    model, tok = load_model_and_tokenizer(args.model)
+    backend = choose_backend(args.backend)
+    task = load_eval_task(args.task, args.dataset_name, args.limit, math_timeout=args.math_timeout)
     try:
+        llm = None
+        if backend == "vllm":
+            llm = make_vllm_engine(args.model, args.seed, args.gpu_memory_utilization)
+            model, tok = None, load_tokenizer(args.model)
+        else:
+            model, tok = load_model_and_tokenizer(args.model)
         res = evaluate_model(
             model, tok, task.rows, task, args.num_samples, tuple(args.k), args.temperature, args.max_new_tokens,
-            args.batch_size, args.tag_format, args.system_prompt, args.out, args.seed,
+            args.batch_size, args.tag_format, args.system_prompt, args.out, args.seed, llm=llm,
         )  # fmt: skip
     finally:
         if task.closer is not None:
             task.closer()
-    print(f"eval {task.name}: accuracy {res['accuracy']:.3f} over {res['num_questions']} questions; "
-          f"pass@k {res['pass_at_k']}; results in {args.out}")  # fmt: skip
+    print(f"eval {task.name}: accuracy {res['accuracy']:.3f} over {res['num_questions']} questions "
+          f"({res['num_samples']} samples each); pass@k {res['pass_at_k']}; "
+          f"{res['timeouts']} timeouts, {res['no_answer']} without an answer; results in {args.out}")  # fmt: skip
     return 0

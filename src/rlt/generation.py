@@ -19,6 +19,7 @@ class SamplingSettings:
 
 
 def vllm_available() -> bool:
+    """Whether vLLM can be imported (it is an optional extra)."""
     return importlib.util.find_spec("vllm") is not None
 
 
@@ -76,11 +77,49 @@ def generate_transformers(
     return result
 
 
-def generate_vllm(llm: Any, prompts: list[str], settings: SamplingSettings, seed: int) -> list[list[int]]:
-    """The same with a ``vllm.LLM`` engine (token ids as the engine sampled them)."""
+def generate_vllm(
+    llm: Any,
+    prompts: list[str],
+    settings: SamplingSettings,
+    seeds: int | list[int],
+    stop_token_ids: list[int] | None = None,
+) -> list[list[int]]:
+    """The same with a ``vllm.LLM`` engine (token ids as the engine sampled them).
+
+    ``seeds`` is one seed per prompt (or one for all). Per-prompt seeds matter: vLLM
+    seeds each request on its own, so one shared seed would make the ``num_traces``
+    copies of a prompt identical. Trailing end-of-sequence/padding ids
+    (``stop_token_ids``) are cut, as :func:`generate_transformers` does.
+    """
     from vllm import SamplingParams
 
-    params = SamplingParams(
-        temperature=settings.temperature, top_p=settings.top_p, max_tokens=settings.max_new_tokens, seed=seed
-    )
-    return [list(o.outputs[0].token_ids) for o in llm.generate(prompts, params, use_tqdm=False)]
+    per_prompt = seeds if isinstance(seeds, list) else [seeds + i for i in range(len(prompts))]
+    greedy = settings.temperature == 0
+    params = [
+        SamplingParams(
+            temperature=settings.temperature,
+            top_p=1.0 if greedy else settings.top_p,
+            max_tokens=settings.max_new_tokens,
+            seed=s,
+        )
+        for s in per_prompt
+    ]
+    stop = set(stop_token_ids or ())
+    result = []
+    for out in llm.generate(prompts, params, use_tqdm=False):
+        ids = list(out.outputs[0].token_ids)
+        cut = next((i for i, t in enumerate(ids) if t in stop), len(ids))
+        result.append(ids[:cut])
+    return result
+
+
+def stop_ids(tokenizer: Any) -> list[int]:
+    """End-of-sequence and padding ids of ``tokenizer`` (where a completion ends)."""
+    return sorted({tokenizer.eos_token_id, tokenizer.pad_token_id} - {None})
+
+
+def make_vllm_engine(model: str, seed: int = 0, gpu_memory_utilization: float = 0.9, **kwargs: Any) -> Any:
+    """A ``vllm.LLM`` offline engine for ``model`` (imported lazily: vLLM is optional)."""
+    from vllm import LLM
+
+    return LLM(model=model, seed=seed, gpu_memory_utilization=gpu_memory_utilization, **kwargs)
