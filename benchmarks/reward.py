@@ -47,30 +47,26 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+# benchmarks/ is not a package: the shared inputs, reference and forwards live next to this file.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    bare_forward,
+    body_forward,
+    make_batch,
+    reference_rewards,
+    reset_peak_rss,
+    reward_rewards,
+    rss_kb,
+)
 
 VARIANTS = ("rlt", "reference", "forward", "body")
 TARGET_POINT = (152064, 2048)  # where the speed and memory targets are judged
 
 
 # --------------------------------------------------------------------------- child process
-
-
-def _rss_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def child(spec: dict[str, Any]) -> dict[str, Any]:
@@ -97,62 +93,26 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     config = RLTRewardConfig(student_system_prompt="", chunk_size=spec["chunk_size"])
     reward = RLTReward(model, tok, config)
 
-    # Inputs: question ≈ T/8 tokens, solution ≈ T/16, explanation fills the sequence to T.
-    g = torch.Generator().manual_seed(1)
-    letters = "abcdefghijklmnopqrstuvwxyz0123456789 +-*/=()"
-    questions, solutions, expl = [], [], []
-    for b in range(batch):
-        nq, ns = max(1, seq // 8), max(1, seq // 16)
-        q = "".join(letters[i] for i in torch.randint(len(letters), (nq,), generator=g).tolist())
-        s = "".join(letters[i] for i in torch.randint(26, (ns,), generator=g).tolist())
-        overhead = len(reward.segments(q, s).build([])[0])
-        ne = max(1, seq - overhead - (b * seq) // (10 * batch))  # rows differ a little: padding is real
-        questions.append(q)
-        solutions.append(s)
-        expl.append(torch.randint(vocab, (ne,), generator=g).tolist())
-    teacher_lp = [-5.0 * torch.rand(len(e), generator=g) for e in expl]
-    closed = [True] * batch
-    built = [reward.segments(q, s).build(e) for q, s, e in zip(questions, solutions, expl)]
-    width = max(len(ids) for ids, _, _ in built)
-    input_ids = torch.full((batch, width), tok.pad_token_id, dtype=torch.long)
-    mask = torch.zeros((batch, width), dtype=torch.long)
-    for b, (ids, _, _) in enumerate(built):
-        input_ids[b, : len(ids)] = torch.tensor(ids)
-        mask[b, : len(ids)] = 1
+    b = make_batch(reward, vocab, seq, batch, tok.pad_token_id)
     tau = config.student_temperature
 
     def run_rlt() -> list[float]:
-        return [c["reward"] for c in reward.score_ids(questions, solutions, expl, closed, teacher_lp)]
+        return reward_rewards(reward, b)
 
     def run_reference() -> list[float]:
-        with torch.no_grad():
-            logits = model(input_ids=input_ids, attention_mask=mask).logits
-            out = []
-            for b, (ids, e_sl, a_sl) in enumerate(built):
-                lp = torch.log_softmax(logits[b].float() / tau, dim=-1)
-                tgt = torch.tensor(ids)
-                ls_e = lp[e_sl.start - 1 : e_sl.stop - 1].gather(1, tgt[e_sl][:, None]).squeeze(1)
-                ls_a = lp[a_sl.start - 1 : a_sl.stop - 1].gather(1, tgt[a_sl][:, None]).squeeze(1)
-                k = teacher_lp[b] - ls_e
-                r_ss = 1.0 * ls_a.double().mean() + 0.01 * ls_a.min()
-                r_kl = 3.0 * k.double().mean() + 0.03 * k.max()
-                out.append(float(r_ss - r_kl))
-                del lp
-            return out
+        return reference_rewards(model, b, tau)
 
     def run_forward() -> None:
-        with torch.no_grad():
-            model(input_ids=input_ids, attention_mask=mask).logits.sum()
+        bare_forward(model, b)
 
     def run_body() -> None:
-        with torch.no_grad():
-            model.model(input_ids=input_ids, attention_mask=mask).last_hidden_state.sum()
+        body_forward(model, b)
 
     fn = {"rlt": run_rlt, "reference": run_reference, "forward": run_forward, "body": run_body}[variant]
-    reset_ok = _reset_peak()
-    before = _rss_kb("VmRSS")
+    reset_ok = reset_peak_rss()
+    before = rss_kb("VmRSS")
     rewards = fn()
-    peak = _rss_kb("VmHWM")
+    peak = rss_kb("VmHWM")
     times = []
     for _ in range(spec["repeats"]):
         t0 = time.perf_counter()
@@ -162,7 +122,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
         "time_s": statistics.median(times),
         "peak_mb": max(0, peak - before) / 1024 if reset_ok else float("nan"),
         "rewards": rewards,
-        "tokens": int(mask.sum()),
+        "tokens": b.tokens,
         "threads": torch.get_num_threads(),
     }
 

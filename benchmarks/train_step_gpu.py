@@ -1,151 +1,313 @@
-"""One GRPO step of a teacher with a frozen student through `rlt train`, timed by phase.
+"""One GRPO step of an RLT teacher with a frozen student, through ``rlt.train``, timed by phase.
 
-Teacher and student are random-weight models at Qwen2.5-1.5B shapes built from
-``benchmarks/configs/qwen2.5-1.5b.json`` (``--tiny``: a sliver of the body and the tiny
-character vocabulary, for a CPU smoke run). The run goes through ``rlt.train.main`` (the
-CLI's code path); the phases are timed by wrapping ``RLTGRPOTrainer`` methods:
-generation (``_generate``), reward (``_calculate_rewards``: the RLT reward's student
-forward and, where needed, the teacher's no-grad forward) and the rest of the training
-step (log-probs, loss, backward, optimiser). Printed: each phase's time and the reward's
-share of the step (target ≤ 20 %). ``--use_vllm`` passes TRL's vLLM generation through.
+Teacher and student are random-weight models at Qwen2.5 shapes, from
+``benchmarks/configs/qwen2.5-<model>.json`` (``--tiny``: 2 layers, hidden 64 and the
+project's character vocabulary, for a CPU smoke run). Random weights cost what trained
+ones do, except that a random teacher over a 152k vocabulary almost never samples its end
+token, so nearly every completion runs to ``--max_completion_length``: the worst case for
+generation and for the reward alike. (The tiny one, with ~110 tokens, often stops early.)
+
+The path is the project's own: ``rlt.train.parse_train_args`` on a command line like the
+recipes' and ``rlt.train.build_trainer`` (the ``RLTGRPOTrainer``, a TRL ``GRPOTrainer``
+with the RLT reward). ``build_trainer`` loads models by path, so the random models are
+written to a temporary directory first (``save_pretrained``) instead of being injected.
+The trainer's structure mirrors ``recipes/qwen2.5-7b/teacher_rlt.yaml``: one generation
+round per optimizer step (``steps_per_generation`` = ``gradient_accumulation_steps``,
+``num_iterations`` 1), so TRL computes no old log-probs and the teacher's log-probs come
+from the reward's own no-grad forward of the policy; ``beta`` 0.04 (a reference model).
+
+Phases, timed by wrapping the trainer's and the reward's methods on the *instances*
+(``rlt.train`` itself is not modified) and by a callback around each optimizer step:
+
+- generation: ``_generate`` (transformers ``generate``, or vLLM with ``--use_vllm``);
+- reward: ``_calculate_rewards``, split into the student's forward (``RLTReward.score_ids``
+  minus what follows) and the teacher's log-probs (``compute_teacher_logprobs`` /
+  ``rlt_policy_logprobs``: one no-grad forward of the policy);
+- other scoring: the rest of ``_generate_and_score_completions`` (reference-model
+  log-probs, advantages);
+- policy update: the rest of the step (loss forward and backward over the micro-batches,
+  gradient clipping, the optimiser).
+
+Printed: each phase's time and share of the step, and the reward's share against the
+target (≤ 20 %). The first ``--steps`` − 1 steps are warm-up (CUDA context, kernels) and
+are not reported.
 
 Usage::
 
-    python benchmarks/train_step_gpu.py                     # 1.5B shapes on the GPU, bf16
-    python benchmarks/train_step_gpu.py --device cpu --tiny # smoke run
+    python benchmarks/train_step_gpu.py                        # Qwen2.5-1.5B shapes, bf16, on the GPU
+    python benchmarks/train_step_gpu.py --use_vllm             # generation by vLLM (colocated), if installed
+    python benchmarks/train_step_gpu.py --device cpu --tiny    # smoke run (the test suite's)
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import TrainerCallback
 
-CONFIGS = Path(__file__).parent / "configs"
+CONFIGS = Path(__file__).resolve().parent / "configs"
+TARGET_REWARD_SHARE = 0.20
+TINY_BODY = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+}
+
+
+# --------------------------------------------------------------------------- models
 
 
 def padded_tokenizer(vocab_size: int) -> Any:
-    """The tiny character tokenizer with filler tokens up to ``vocab_size`` (random models sample any id)."""
+    """The character tokenizer of ``rlt.models`` grown to ``vocab_size`` with filler tokens.
+
+    A random teacher samples any id of its ``vocab_size``-row head, so every id must decode;
+    the fillers take the ids between the characters and the tags. The tags are added last,
+    as added tokens, so that they stay atomic in the prompts (as real tokenizers keep them).
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     from rlt.formats import TAG_SETS
     from rlt.models import CHARACTERS, CHAT_TEMPLATE, IM_END, IM_START, PAD, UNK
 
+    tags = sorted({t for ts in TAG_SETS.values() for t in ts.all_tags})
     vocab = {t: i for i, t in enumerate([PAD, UNK, IM_START, IM_END])}
     for ch in CHARACTERS:
         vocab.setdefault(ch, len(vocab))
-    tags = sorted({t for ts in TAG_SETS.values() for t in ts.all_tags})
-    for t in tags:
-        vocab.setdefault(t, len(vocab))
-    for i in range(len(vocab), vocab_size):
-        vocab[f"<t{i}>"] = i
+    for i in range(len(vocab), vocab_size - len(tags)):
+        vocab[f"<|filler_{i}|>"] = i
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, eos_token=IM_END, pad_token=PAD, unk_token=UNK,
-                                  additional_special_tokens=[IM_START])  # fmt: skip
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=IM_END,
+        pad_token=PAD,
+        unk_token=UNK,
+        additional_special_tokens=[IM_START],
+        clean_up_tokenization_spaces=False,
+    )
     tok.add_tokens(tags)
     tok.chat_template = CHAT_TEMPLATE
+    tok.model_max_length = 1 << 20
+    if len(tok) != vocab_size:
+        raise RuntimeError(f"padded tokenizer has {len(tok)} tokens, expected {vocab_size}")
     return tok
 
 
-def build_models(out: Path, tiny: bool, dtype: torch.dtype) -> tuple[str, str]:
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+def build_models(out: Path, model: str, tiny: bool, dtype: torch.dtype) -> tuple[str, str]:
+    """Write a random teacher (seed 0) and student (seed 1) with one shared tokenizer; their paths."""
+    from transformers import AutoConfig, AutoModelForCausalLM
 
     from rlt.models import char_tokenizer, save_tokenizer
 
-    raw = json.loads((CONFIGS / "qwen2.5-1.5b.json").read_text())
+    raw = json.loads((CONFIGS / f"qwen2.5-{model}.json").read_text())
     fields = {k: v for k, v in raw.items() if k not in ("architectures", "model_type", "torch_dtype")}
     if tiny:
         tok = char_tokenizer()
-        fields.update(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2)  # fmt: skip
+        fields.update(TINY_BODY, vocab_size=len(tok))
     else:
         tok = padded_tokenizer(fields["vocab_size"])
-    cfg = Qwen2Config(**fields)
-    cfg.pad_token_id, cfg.eos_token_id = tok.pad_token_id, tok.eos_token_id
+    fields.update(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
+    cfg = AutoConfig.for_model(raw["model_type"], **fields)
     paths = []
     for name, seed in (("teacher", 0), ("student", 1)):
         torch.manual_seed(seed)
-        model = Qwen2ForCausalLM(cfg).to(dtype)
-        model.save_pretrained(out / name)
+        m = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+        m.generation_config.pad_token_id = tok.pad_token_id
+        m.generation_config.eos_token_id = tok.eos_token_id
+        m.save_pretrained(out / name)
         save_tokenizer(tok, out / name)
         paths.append(str(out / name))
-        del model
+        del m
     return paths[0], paths[1]
 
 
-def timed(cls: Any, name: str, times: dict[str, list[float]]) -> None:
-    original = getattr(cls, name)
+# --------------------------------------------------------------------------- timing
 
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = original(self, *args, **kwargs)
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times[name].append(time.perf_counter() - t0)
-        return out
 
-    setattr(cls, name, wrapper)
+class PhaseTimer(TrainerCallback):
+    """Wall-clock time of wrapped methods, summed per optimizer step (a ``TrainerCallback``)."""
+
+    def __init__(self, cuda: bool) -> None:
+        self.cuda = cuda
+        self.current: dict[str, float] = defaultdict(float)
+        self.steps: list[dict[str, float]] = []
+        self._t0 = 0.0
+
+    def _sync(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()  # kernels are asynchronous: charge them to the phase that queued them
+
+    def wrap(self, obj: Any, name: str, label: str) -> None:
+        """Replace ``obj.name`` by a timed wrapper on the instance (the class is untouched)."""
+        original: Callable[..., Any] = getattr(obj, name)
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            self._sync()
+            t0 = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                self._sync()
+                self.current[label] += time.perf_counter() - t0
+
+        setattr(obj, name, timed)
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._sync()
+        self.current = defaultdict(float)
+        if self.cuda:
+            torch.cuda.reset_peak_memory_stats()
+        self._t0 = time.perf_counter()
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self._sync()
+        record = dict(self.current)
+        record["step"] = time.perf_counter() - self._t0
+        if self.cuda:
+            record["peak_gb"] = torch.cuda.max_memory_allocated() / 2**30
+        self.steps.append(record)
+
+
+def instrument(trainer: Any, timer: PhaseTimer) -> None:
+    """Time generation, the reward (student / teacher parts) and the whole scoring of ``trainer``."""
+    timer.wrap(trainer, "_generate_and_score_completions", "generate_and_score")
+    timer.wrap(trainer, "_generate", "generation")
+    timer.wrap(trainer, "_calculate_rewards", "reward")
+    timer.wrap(trainer, "rlt_policy_logprobs", "teacher_logprobs")
+    reward = trainer.rlt_reward
+    if reward is not None:
+        timer.wrap(reward, "score_ids", "reward_score_ids")
+        timer.wrap(reward, "compute_teacher_logprobs", "teacher_logprobs")
+    trainer.add_callback(timer)
+
+
+def phases(rec: dict[str, float]) -> list[tuple[str, float]]:
+    """The step split into disjoint phases (the wrapped methods nest; this undoes the nesting)."""
+    gen, rew, teacher = rec.get("generation", 0.0), rec.get("reward", 0.0), rec.get("teacher_logprobs", 0.0)
+    scoring = rec.get("generate_and_score", 0.0)
+    step = rec["step"]
+    return [
+        ("generation", gen),
+        ("reward", rew),
+        ("  student forward (RLTReward)", max(0.0, rew - teacher)),
+        ("  teacher log-probs (policy)", teacher),
+        ("other scoring (ref log-probs, advantages)", max(0.0, scoring - gen - rew)),
+        ("policy update (loss, backward, optimiser)", max(0.0, step - scoring)),
+    ]
+
+
+# --------------------------------------------------------------------------- main
+
+
+def train_argv(args: argparse.Namespace, teacher: str, student: str, out: Path) -> list[str]:
+    """The ``rlt train`` command line (the recipes' settings that matter for cost)."""
+    cpu = args.device == "cpu"
+    bf16 = args.dtype == "bf16"
+    argv = [
+        "--model_name_or_path", teacher, "--student_model_name_or_path", student,
+        "--dtype", "bfloat16" if bf16 else "float32", "--student_dtype", "bfloat16" if bf16 else "float32",
+        "--task", "digits", "--task_size", "64", "--task_seed", "1", "--tag_format", "bespoke",
+        "--policy", "teacher", "--reward_funcs", "rlt", "--rlt_log_completions_steps", "0",
+        "--output_dir", str(out), "--max_steps", str(args.steps), "--seed", "0",
+        "--per_device_train_batch_size", str(args.per_device_train_batch_size),
+        "--gradient_accumulation_steps", str(args.gradient_accumulation_steps),
+        "--num_generations", str(args.num_generations), "--num_iterations", "1",
+        "--max_completion_length", str(args.max_completion_length),
+        "--temperature", "0.7", "--teacher_temperature", "0.7", "--student_temperature", "0.7",
+        "--learning_rate", "1e-6", "--lr_scheduler_type", "constant", "--beta", str(args.beta),
+        "--loss_type", "grpo", "--scale_rewards", "group", "--max_grad_norm", "1.0",
+        "--logging_steps", "1", "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true",
+        "--use_cpu", str(cpu).lower(), "--bf16", str(bf16 and not cpu).lower(),
+        "--gradient_checkpointing", str(not args.tiny).lower(),
+    ]  # fmt: skip
+    if args.attn:
+        argv += ["--attn_implementation", args.attn]
+    if args.use_vllm:
+        argv += ["--use_vllm", "true", "--vllm_mode", "colocate",
+                 "--vllm_gpu_memory_utilization", str(args.vllm_gpu_memory_utilization)]  # fmt: skip
+    return argv
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Build the models, run ``--steps`` GRPO steps, print the last step's phases."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--tiny", action="store_true")
-    p.add_argument("--batch", type=int, default=16, help="completions per step")
+    p.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
+    p.add_argument("--model", choices=["1.5b", "7b"], default="1.5b", help="teacher and student shapes")
+    p.add_argument("--tiny", action="store_true", help="tiny models and lengths: a smoke run")
+    p.add_argument(
+        "--dtype", choices=["bf16", "fp32"], default=None, help="default: bf16 on cuda, fp32 on cpu"
+    )
+    p.add_argument("--per_device_train_batch_size", type=int, default=4)
+    p.add_argument("--gradient_accumulation_steps", type=int, default=4,
+                   help="micro-batches per optimizer step; one generation round feeds them all")  # fmt: skip
     p.add_argument("--num_generations", type=int, default=8)
     p.add_argument("--max_completion_length", type=int, default=1024)
-    p.add_argument("--steps", type=int, default=2, help="steps; the first is a warm-up and is not reported")
-    p.add_argument("--use_vllm", action="store_true")
+    p.add_argument("--beta", type=float, default=0.04, help="KL to the reference model (the paper's 0.04)")
+    p.add_argument("--steps", type=int, default=2, help="optimizer steps; only the last is reported")
+    p.add_argument("--attn", default=None, help="attn_implementation (e.g. flash_attention_2); default sdpa")
+    p.add_argument("--use_vllm", action="store_true", help="TRL's vLLM generation (colocate mode)")
+    p.add_argument("--vllm_gpu_memory_utilization", type=float, default=0.3)
+    p.add_argument("--json", help="also write every step's phase times to this JSON file")
     args = p.parse_args(argv)
-    cpu = args.device == "cpu"
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: no CUDA device here (use --device cpu --tiny for a smoke run)")
+    if args.use_vllm and importlib.util.find_spec("vllm") is None:
+        p.error("--use_vllm: vllm is not importable in this environment (pip install 'rlt[vllm]')")
     if args.tiny:
-        args.batch, args.num_generations, args.max_completion_length = 8, 4, 32
-    dtype = torch.float32 if cpu else torch.bfloat16
+        args.per_device_train_batch_size, args.gradient_accumulation_steps = 2, 2
+        args.num_generations, args.max_completion_length = 2, 16
+    args.dtype = args.dtype or ("fp32" if args.device == "cpu" else "bf16")
+
     from rlt import train
 
-    times: dict[str, list[float]] = defaultdict(list)
-    for name in ("_generate", "_calculate_rewards", "training_step"):
-        timed(train.RLTGRPOTrainer, name, times)
-    with tempfile.TemporaryDirectory() as tmp:
-        teacher, student = build_models(Path(tmp), args.tiny, dtype)
-        argv_train = [
-            "--model_name_or_path", teacher, "--student_model_name_or_path", student, "--task", "digits",
-            "--task_size", "64", "--policy", "teacher", "--reward_funcs", "rlt",
-            "--output_dir", str(Path(tmp) / "run"), "--max_steps", str(args.steps),
-            "--per_device_train_batch_size", str(args.batch), "--num_generations", str(args.num_generations),
-            "--max_completion_length", str(args.max_completion_length), "--temperature", "0.7",
-            "--learning_rate", "1e-6", "--beta", "0.0", "--loss_type", "grpo", "--logging_steps", "1",
-            "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true",
-            "--use_cpu", "true" if cpu else "false", "--bf16", "false" if cpu else "true",
-            "--dtype", "float32" if cpu else "bfloat16", "--student_dtype", "float32" if cpu else "bfloat16",
-            "--gradient_checkpointing", "false" if args.tiny else "true",
-        ]  # fmt: skip
-        if args.use_vllm:
-            argv_train += ["--use_vllm", "true", "--vllm_mode", "colocate"]
-        train.main(argv_train)
-    step = times["training_step"][-1]
-    gen = times["_generate"][-1]
-    rew = times["_calculate_rewards"][-1]
-    device = "CPU" if cpu else torch.cuda.get_device_name()
-    print(f"one GRPO step on {device} ({'tiny' if args.tiny else 'Qwen2.5-1.5B'} teacher and student, "
-          f"{args.batch} completions, up to {args.max_completion_length} tokens), last of {args.steps} steps:")  # fmt: skip
-    print(f"  generation     {gen:8.3f} s  ({gen / step:6.1%})")
-    print(f"  reward         {rew:8.3f} s  ({rew / step:6.1%})")
-    print(f"  policy update  {step - gen - rew:8.3f} s  ({(step - gen - rew) / step:6.1%})")
-    print(f"  step           {step:8.3f} s")
-    print(f"target: reward <= 20% of the step: {rew / step:.1%} {'met' if rew / step <= 0.2 else 'NOT met'}")
+    timer = PhaseTimer(cuda=args.device == "cuda")
+    with tempfile.TemporaryDirectory(prefix="rlt-train-step-") as tmp:
+        dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+        teacher, student = build_models(Path(tmp), args.model, args.tiny, dtype)
+        parsed = train.parse_train_args(train_argv(args, teacher, student, Path(tmp) / "run"))
+        trainer = train.build_trainer(*parsed)
+        instrument(trainer, timer)
+        trainer.train()
+        source = trainer.rlt_teacher_source
+    if not timer.steps:
+        raise RuntimeError("the trainer ran no optimizer step")
+    rec = timer.steps[-1]
+    step = rec["step"]
+    device = "CPU" if args.device == "cpu" else torch.cuda.get_device_name()
+    completions = args.per_device_train_batch_size * args.gradient_accumulation_steps
+    shapes = f"Qwen2.5-{args.model} shapes" + (" (--tiny body, character vocabulary)" if args.tiny else "")
+    print(
+        f"one GRPO step on {device}: teacher and student at {shapes}, {args.dtype}, {completions} completions "
+        f"({completions // args.num_generations} prompts x {args.num_generations}), up to "
+        f"{args.max_completion_length} tokens, beta {args.beta:g}, generation "
+        f"{'vLLM' if args.use_vllm else 'transformers'}, teacher log-probs from '{source}'; "
+        f"step {len(timer.steps)} of {len(timer.steps)}:"
+    )
+    for name, seconds in phases(rec):
+        print(f"  {name:<44} {seconds:9.3f} s  ({seconds / step:6.1%})")
+    print(f"  {'step':<44} {step:9.3f} s")
+    if "peak_gb" in rec:
+        print(f"  peak GPU memory (max_memory_allocated)       {rec['peak_gb']:9.1f} GB")
+    share = rec.get("reward", 0.0) / step
+    note = " [--tiny smoke run: says nothing about the GPU target]" if args.tiny else ""
+    ok = "met" if share <= TARGET_REWARD_SHARE else "NOT met"
+    print(f"target: reward <= {TARGET_REWARD_SHARE:.0%} of the step: {share:.1%}  {ok}{note}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(timer.steps, indent=1))
     return 0
 
 
