@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -156,7 +157,41 @@ def parse(types: Sequence[type], argv: list[str] | None) -> tuple[Any, ...]:
         if msg.startswith("Unknown arguments from config file"):
             raise ConfigError(f"recipe: {msg.split('. Please')[0]}") from None
         raise
+    for p in parsed:
+        _check_scalar_types(p)
     return tuple(_none_from_text(p) for p in parsed)
+
+
+def _check_scalar_types(obj: Any) -> None:
+    """A recipe's ``max_steps: 1.5`` or ``bf16: "yes"``: a ConfigError naming the field.
+
+    argparse types only string defaults, and TrlParser passes YAML values as defaults,
+    so a wrongly typed YAML number or flag would otherwise reach the trainer unchecked.
+    """
+    try:
+        hints = typing.get_type_hints(type(obj))
+    except Exception:  # an unresolvable annotation: nothing to check against
+        return
+    for f in dataclasses.fields(obj):
+        hint, value = hints.get(f.name), getattr(obj, f.name)
+        allowed = (
+            set(typing.get_args(hint))
+            if typing.get_origin(hint) in (typing.Union, types.UnionType)
+            else {hint}
+        )
+        if value is None or not allowed & {int, float, bool}:
+            continue
+        if isinstance(value, bool):
+            ok = bool in allowed
+        elif isinstance(value, int):
+            ok = bool(allowed & {int, float})
+        elif isinstance(value, float):
+            ok = float in allowed
+        else:
+            ok = not allowed <= {int, float, bool, type(None)}  # e.g. ``int | str``
+        if not ok:
+            names = " or ".join(sorted(t.__name__ for t in allowed if t is not type(None)))
+            raise ConfigError(f"{f.name}: expected {names}, got {value!r}")
 
 
 NONE_SPELLINGS = ("none", "null")
