@@ -16,7 +16,7 @@ SLOW = ("$2^{2^{2^{30}}}$", "$3$")  # sympy tries to evaluate a 2^(2^30)-bit pow
 
 @pytest.fixture(scope="module")
 def verifier():
-    with MathVerifier(timeout=30) as v:  # generous: the first check spawns the worker
+    with MathVerifier(timeout=10) as v:
         yield v
 
 
@@ -53,14 +53,12 @@ def test_pathological_input_is_slow_without_the_guard():
 
 def test_pathological_input_times_out_cleanly():
     with MathVerifier(timeout=1.5) as slow:
-        slow.timeout = 30
-        assert slow.check("1", "1") == (True, "ok")  # warm the worker up (spawn + import)
-        slow.timeout = 1.5
+        assert slow.check("1", "1") == (True, "ok")  # the worker's start-up is not timed as a check
         start = time.time()
         assert slow.check(*SLOW) == (False, "timeout")
         assert time.time() - start < 5
-        slow.timeout = 30
-        assert slow.check("1/2", "0.5") == (True, "ok")  # a fresh worker replaced the killed one
+        # A fresh worker replaced the killed one; its start-up does not count against 1.5 s either.
+        assert slow.check("1/2", "0.5") == (True, "ok")
 
 
 def test_extract_answer_fallbacks():

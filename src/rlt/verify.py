@@ -80,6 +80,11 @@ def math_verify_unguarded(gold: str, answer: str) -> bool:
     return bool(verify(gold_parsed, answer_parsed, timeout_seconds=None))
 
 
+def _warm_up() -> bool:
+    """Import math-verify (and sympy) in the worker and run one trivial check."""
+    return math_verify_unguarded("1", "1")
+
+
 class MathVerifier:
     """math-verify with a hard per-item timeout, usable from any thread.
 
@@ -87,16 +92,32 @@ class MathVerifier:
     that holds torch threads can deadlock). A check past ``timeout`` seconds returns
     ``(False, "timeout")``; the stuck worker is killed and a fresh one started on the
     next check. A lock serialises checks so concurrent threads share one worker.
+
+    A fresh worker first imports math-verify and sympy (a second or more on a busy
+    machine) under ``startup_timeout``, so that start-up never eats into ``timeout``:
+    otherwise a short timeout would fail every check that follows a restart.
     """
 
-    def __init__(self, timeout: float = 5.0):
+    def __init__(self, timeout: float = 5.0, startup_timeout: float = 120.0):
         self.timeout = timeout
+        self.startup_timeout = startup_timeout
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
 
     def _get_pool(self) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+            try:
+                ok = self._pool.submit(_warm_up).result(timeout=self.startup_timeout)
+            except Exception as err:
+                self._kill()
+                raise RuntimeError(
+                    f"the math-verify worker process did not start within {self.startup_timeout}s "
+                    f"({type(err).__name__}: {err})"
+                ) from err
+            if not ok:
+                self._kill()
+                raise RuntimeError("the math-verify worker process cannot verify 1 == 1")
         return self._pool
 
     def check(self, gold: str, answer: str) -> tuple[bool, str]:
