@@ -581,6 +581,15 @@ class RLTReward:
                 f"{len(explanation_ids)} explanations, {len(closed)} closed flags"
             )
         explanation_ids = [[int(t) for t in e] for e in explanation_ids]
+        # An id outside the embedding table is otherwise a bare IndexError deep in the forward.
+        rows = self.student.get_input_embeddings().num_embeddings
+        for i, e in enumerate(explanation_ids):
+            bad = [t for t in e if not 0 <= t < rows]
+            if bad:
+                raise RewardError(
+                    f"sample {i}: explanation token id(s) {bad[:5]} outside the student's vocabulary "
+                    f"(0..{rows - 1}); were the ids produced by another tokenizer?"
+                )
 
         # ℓ_T: given, or one teacher forward.
         lt: list[torch.Tensor] | None = None

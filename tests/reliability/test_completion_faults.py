@@ -1,0 +1,82 @@
+"""Teacher completions the parser and the reward must survive (basics: tests/test_reward.py)."""
+
+import math
+
+import pytest
+import torch
+from test_faults import _tokenizer_without_tag_tokens
+
+from rlt.errors import RewardError
+from rlt.formats import explanation_token_ids, get_tags
+from rlt.models import tiny_model
+from rlt.reward import RLTReward, RLTRewardConfig
+
+TAGS = get_tags("bespoke")
+
+
+@pytest.fixture(scope="module")
+def reward():
+    student, tok = tiny_model("tiny", seed=1)
+    teacher, _ = tiny_model("tiny", seed=0)
+    cfg = RLTRewardConfig(student_system_prompt="")
+    return RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
+
+
+def test_repeated_close_tag_in_token_ids_ends_at_the_first():
+    tok = _tokenizer_without_tag_tokens()  # the close tag is many tokens
+    e = tok("7+5=2", add_special_tokens=False)["input_ids"]
+    close = tok(TAGS.explanation_close, add_special_tokens=False)["input_ids"]
+    assert explanation_token_ids(e + close + e + close, tok, TAGS) == (e, True)
+
+
+def test_cut_inside_a_multi_token_close_tag_is_unclosed_and_kept():
+    # A completion cut at max length mid-tag: no close tag was sampled, so nothing is dropped;
+    # the partial tag stays in the scored explanation and the sample gets the penalty.
+    tok = _tokenizer_without_tag_tokens()
+    e = tok("7+5=2", add_special_tokens=False)["input_ids"]
+    close = tok(TAGS.explanation_close, add_special_tokens=False)["input_ids"]
+    assert explanation_token_ids(e + close[:5], tok, TAGS) == (e + close[:5], False)
+
+
+def test_token_id_outside_the_vocabulary_names_the_sample(reward):
+    # was a bare IndexError from the embedding; now a RewardError naming the sample
+    tok = reward.student_tokenizer
+    good = tok("7+5=2", add_special_tokens=False)["input_ids"]
+    with pytest.raises(RewardError, match=r"sample 1: explanation token id\(s\) \[99999\] outside"):
+        reward.score_ids(["q", "q"], ["1", "1"], [good, [*good, 99999]], [True, True])
+
+
+def test_inf_in_teacher_logits_names_the_sample(reward):
+    def poison(module, args, output):
+        output = output.clone()
+        output[0] = float("inf")
+        return output
+
+    tok = reward.student_tokenizer
+    handle = reward.teacher.get_decoder().embed_tokens.register_forward_hook(poison)
+    try:
+        with pytest.raises(RewardError, match=r"non-finite teacher logits.*sample 0 \(question 'q'\)"):
+            reward.score_ids(["q"], ["1"], [tok("abc", add_special_tokens=False)["input_ids"]], [True])
+    finally:
+        handle.remove()
+
+
+def test_only_the_close_tag_gives_penalty_and_finite_reward(reward):
+    tok = reward.student_tokenizer
+    close = tok(TAGS.explanation_close, add_special_tokens=False)["input_ids"]
+    ids, closed = explanation_token_ids(close + [tok.eos_token_id], tok, TAGS)
+    assert (ids, closed) == ([], True)
+    (c,) = reward.score_ids(["q"], ["1"], [ids], [closed])
+    assert c["penalty"] == -1.0 and math.isfinite(c["reward"]) and c["num_explanation_tokens"] == 0
+
+
+def test_very_long_explanation_is_scored_in_chunks(reward):
+    # 2,000 explanation tokens with a tiny chunk: log-probs are never materialised whole
+    tok = reward.student_tokenizer
+    ids = tok("7+5=2; " * 300, add_special_tokens=False)["input_ids"][:2000]
+    small = RLTReward(reward.student, tok, RLTRewardConfig(student_system_prompt="", chunk_size=7),
+                      teacher=reward.teacher, teacher_tokenizer=tok)  # fmt: skip
+    (a,) = small.score_ids(["q"], ["1"], [ids], [True])
+    (b,) = reward.score_ids(["q"], ["1"], [ids], [True])
+    assert math.isfinite(a["reward"]) and a["reward"] == pytest.approx(b["reward"], abs=1e-4)
+    assert torch.isfinite(torch.tensor([a["kl_mean"], a["kl_max"]])).all()
