@@ -161,3 +161,14 @@ def test_filters_without_export_write_filtered_file(tiny_model_dir, tmp_path):
     kept = read_records(filtered_path(out))
     assert [r["id"] for r in kept] == [r["id"] for r in read_records(out) if r["closed"]]
     assert cli([*argv, "--keep_best_k", "0", "--score_with", tiny_model_dir]) == 2
+
+
+def test_duplicate_question_ids_are_refused(tiny_model_dir, tmp_path):
+    import pytest
+
+    from rlt.errors import DataError
+
+    model, tok = load_model_and_tokenizer(tiny_model_dir)
+    rows = [{"id": "q", "question": "a", "solution": "1"}, {"id": "q", "question": "b", "solution": "2"}]
+    with pytest.raises(DataError, match="repeats"):
+        collect_traces(model, tok, rows, tmp_path / "d.jsonl", progress=False)

@@ -73,7 +73,9 @@ def test_extract_answer_fallbacks():
 
 
 @pytest.mark.parametrize(("text", "letter"), [("B", "B"), ("(c)", "C"), ("D) Neon", "D"), ("\\boxed{A}", "A"),
-                                               ("Neon", None)])  # fmt: skip
+                                               ("Neon", None),
+                                               ("The answer is (C).", "C"), ("Answer: b", None), ("A noble gas", None),
+                                               ("answer: option D", "D")])  # fmt: skip
 def test_gpqa_letter(text, letter):
     assert gpqa_letter(text) == letter
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlt.errors import ConfigError
+from rlt.errors import ConfigError, DataError
 from rlt.formats import explanation_token_ids, extract_explanation, get_tags, teacher_rl_prompt
 from rlt.generation import (
     SamplingSettings,
@@ -89,6 +89,12 @@ def collect_traces(
     if reward is not None and getattr(reward, "teacher", None) is None:
         # Without the teacher the KL terms would silently be None; the teacher here is it.
         reward.teacher, reward.teacher_tokenizer = teacher, tokenizer
+    qids = [_row_id(row, i) for i, row in enumerate(rows)]
+    if len(set(qids)) != len(qids):
+        # Two questions with one id would share trace ids: one would be skipped as "done".
+        seen: set[str] = set()
+        dup = sorted({q for q in qids if q in seen or seen.add(q)})
+        raise DataError(f"id: the data's id column repeats {dup[:5]}; trace ids must be unique per question")
     done = done_ids(out_path)
     todo = []
     for i, row in enumerate(rows):

@@ -177,9 +177,12 @@ def gpqa_row(row: dict[str, Any], seed: int = 0) -> dict[str, Any]:
 
 
 def gpqa_letter(answer: str) -> str | None:
-    """The option letter of an answer such as ``B``, ``(B)``, ``B) Neon`` or ``\\boxed{B}``."""
+    """The option letter of ``B``, ``(B)``, ``B) Neon``, ``\\boxed{B}`` or "the answer is (B)"; else None."""
     text = last_boxed(answer) or answer
-    m = re.match(r"\s*\(?\s*([A-Da-d])\s*(?:[).:]|$|\s)", text)
+    # The letter alone or before ")", "." or ":"; not the article in "A noble gas".
+    m = re.match(r"\s*\(?\s*([A-Da-d])\s*(?:[).:]|$)", text)
+    if m is None:  # a sentence: "The answer is (C)", "Answer: C"
+        m = re.search(r"(?i:answer)\s*(?:is|:)?\s*(?:(?i:option)\s*)?\(?\s*([A-D])\b", text)
     return m.group(1).upper() if m else None
 
 
