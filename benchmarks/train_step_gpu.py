@@ -57,6 +57,13 @@ from transformers import TrainerCallback
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 TARGET_REWARD_SHARE = 0.20
+# (default, --tiny default) of the run's sizes.
+SIZE_DEFAULTS = {
+    "per_device_train_batch_size": (4, 2),
+    "gradient_accumulation_steps": (4, 2),
+    "num_generations": (8, 2),
+    "max_completion_length": (1024, 16),
+}
 TINY_BODY = {
     "hidden_size": 64,
     "intermediate_size": 128,
@@ -251,11 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--dtype", choices=["bf16", "fp32"], default=None, help="default: bf16 on cuda, fp32 on cpu"
     )
-    p.add_argument("--per_device_train_batch_size", type=int, default=4)
-    p.add_argument("--gradient_accumulation_steps", type=int, default=4,
-                   help="micro-batches per optimizer step; one generation round feeds them all")  # fmt: skip
-    p.add_argument("--num_generations", type=int, default=8)
-    p.add_argument("--max_completion_length", type=int, default=1024)
+    p.add_argument("--per_device_train_batch_size", type=int, default=None, help="default 4 (--tiny: 2)")
+    p.add_argument("--gradient_accumulation_steps", type=int, default=None,
+                   help="micro-batches per optimizer step, all fed by one generation round; "
+                   "default 4 (--tiny: 2)")  # fmt: skip
+    p.add_argument("--num_generations", type=int, default=None, help="default 8 (--tiny: 2)")
+    p.add_argument("--max_completion_length", type=int, default=None, help="default 1024 (--tiny: 16)")
     p.add_argument("--beta", type=float, default=0.04, help="KL to the reference model (the paper's 0.04)")
     p.add_argument("--steps", type=int, default=2, help="optimizer steps; only the last is reported")
     p.add_argument("--attn", default=None, help="attn_implementation (e.g. flash_attention_2); default sdpa")
@@ -267,9 +275,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--device cuda: no CUDA device here (use --device cpu --tiny for a smoke run)")
     if args.use_vllm and importlib.util.find_spec("vllm") is None:
         p.error("--use_vllm: vllm is not importable in this environment (pip install 'rlt[vllm]')")
-    if args.tiny:
-        args.per_device_train_batch_size, args.gradient_accumulation_steps = 2, 2
-        args.num_generations, args.max_completion_length = 2, 16
+    # --tiny picks small defaults; sizes given on the command line win either way.
+    for name, (full, tiny) in SIZE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, tiny if args.tiny else full)
     args.dtype = args.dtype or ("fp32" if args.device == "cpu" else "bf16")
 
     from rlt import train
