@@ -157,3 +157,15 @@ def test_evaluate_with_a_vllm_engine(tiny_model_dir, monkeypatch):
     res = evaluate_model(None, tok, rows, "digits", num_samples=3, ks=(1, 3), llm=FakeLLM(), progress=False)
     assert len(set(seen)) == 6  # one seed per (question, sample)
     assert res["accuracy"] == pytest.approx(0.5) and res["pass_at_k"] == {"1": 0.5, "3": 0.5}
+
+
+def test_decode_keeps_tags_that_are_special_tokens(tiny_model_dir):
+    from rlt.evaluate import decode_answer
+    from rlt.formats import get_tags
+    from rlt.models import load_tokenizer
+
+    tok, tags = load_tokenizer(tiny_model_dir), get_tags("r1")
+    tok.add_special_tokens({"additional_special_tokens": [tags.solution_open, tags.solution_close]})
+    ids = tok(f"hm{tags.solution_open}7{tags.solution_close}", add_special_tokens=False)["input_ids"]
+    ids += [tok.convert_tokens_to_ids("<|im_start|>")]
+    assert decode_answer(tok, ids, tags) == f"hm{tags.solution_open}7{tags.solution_close}"

@@ -206,7 +206,7 @@ def evaluate_model(
             else:
                 ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
             for (i, s), comp in zip(batch, ids):
-                text = tokenizer.decode(comp, skip_special_tokens=True)
+                text = decode_answer(tokenizer, comp, tags)
                 answer = extract_answer(text, tags, fallback=fallback)
                 correct, status = check(rows[i], answer) if answer is not None else (False, "no_answer")
                 samples.append({"index": i, "sample": s, "question": rows[i]["question"],
@@ -223,6 +223,23 @@ def evaluate_model(
     if out_dir is not None:
         write_results(results, samples, out_dir)
     return results
+
+
+def decode_answer(tokenizer: Any, ids: list[int], tags: Any) -> str:
+    """Completion text without special tokens, except the format's tags.
+
+    ``skip_special_tokens=True`` would also erase the solution tags of a tokenizer that
+    registers them as special tokens, and every answer would silently be "missing".
+    """
+    unk = tokenizer.unk_token_id
+    keep = {tokenizer.convert_tokens_to_ids(t) for t in tags.all_tags} - {None, unk}
+    special = set(tokenizer.all_special_ids)
+    # Registered special tokens that the special-token attributes do not list (e.g. after
+    # add_special_tokens replaced the extra ones).
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    special |= {i for i, tok in decoder.items() if getattr(tok, "special", False)}
+    drop = special - keep
+    return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
 
 
 def _progress(enabled: bool, label: str, total: int) -> tuple[Any, Any] | None:
