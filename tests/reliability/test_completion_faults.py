@@ -71,9 +71,9 @@ def test_only_the_close_tag_gives_penalty_and_finite_reward(reward):
 
 
 def test_very_long_explanation_is_scored_in_chunks(reward):
-    # 2,000 explanation tokens with a tiny chunk: log-probs are never materialised whole
+    # 800 explanation tokens with a tiny chunk: log-probs are never materialised whole
     tok = reward.student_tokenizer
-    ids = tok("7+5=2; " * 300, add_special_tokens=False)["input_ids"][:2000]
+    ids = tok("7+5=2; " * 120, add_special_tokens=False)["input_ids"][:800]
     small = RLTReward(reward.student, tok, RLTRewardConfig(student_system_prompt="", chunk_size=7),
                       teacher=reward.teacher, teacher_tokenizer=tok)  # fmt: skip
     (a,) = small.score_ids(["q"], ["1"], [ids], [True])
