@@ -7,9 +7,9 @@ import json
 import math
 
 import pytest
-from transformers import AutoTokenizer
 
 from rlt.cli import main as cli
+from rlt.models import load_tokenizer
 
 ROWS = [
     {"question": f"What is {i} + 1?", "solution": str(i + 1), "explanation": f"{i} and one more is {i + 1}"}
@@ -33,7 +33,7 @@ def test_score_without_teacher(tmp_path, tiny_student_dir, capsys):
         ["score", "--student", tiny_student_dir, "--input", src, "--output", str(out), "--batch_size", "2"]
     )
     assert rc == 0
-    tok = AutoTokenizer.from_pretrained(tiny_student_dir)
+    tok = load_tokenizer(tiny_student_dir)
     rows = _read(out)
     assert [r["id"] for r in rows] == list(range(5))
     for r, inp in zip(rows, ROWS):
