@@ -77,38 +77,10 @@ TINY_BODY = {
 
 
 def padded_tokenizer(vocab_size: int) -> Any:
-    """The character tokenizer of ``rlt.models`` grown to ``vocab_size`` with filler tokens.
+    """The character tokenizer of ``rlt.models`` grown to ``vocab_size`` with filler tokens."""
+    from rlt.models import char_tokenizer
 
-    A random teacher samples any id of its ``vocab_size``-row head, so every id must decode;
-    the fillers take the ids between the characters and the tags. The tags are added last,
-    as added tokens, so that they stay atomic in the prompts (as real tokenizers keep them).
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    from rlt.formats import TAG_SETS
-    from rlt.models import CHARACTERS, CHAT_TEMPLATE, IM_END, IM_START, PAD, UNK
-
-    tags = sorted({t for ts in TAG_SETS.values() for t in ts.all_tags})
-    vocab = {t: i for i, t in enumerate([PAD, UNK, IM_START, IM_END])}
-    for ch in CHARACTERS:
-        vocab.setdefault(ch, len(vocab))
-    for i in range(len(vocab), vocab_size - len(tags)):
-        vocab[f"<|filler_{i}|>"] = i
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    backend.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token=IM_END,
-        pad_token=PAD,
-        unk_token=UNK,
-        additional_special_tokens=[IM_START],
-        clean_up_tokenization_spaces=False,
-    )
-    tok.add_tokens(tags)
-    tok.chat_template = CHAT_TEMPLATE
-    tok.model_max_length = 1 << 20
+    tok = char_tokenizer(vocab_size=vocab_size)
     if len(tok) != vocab_size:
         raise RuntimeError(f"padded tokenizer has {len(tok)} tokens, expected {vocab_size}")
     return tok

@@ -37,12 +37,24 @@ PAD, UNK, IM_START, IM_END = "<|endoftext|>", "<|unk|>", "<|im_start|>", "<|im_e
 CHARACTERS = string.printable  # digits, letters, punctuation, whitespace
 
 
-def char_tokenizer() -> PreTrainedTokenizerFast:
-    """A character-level fast tokenizer covering the built-in tasks, with both tag sets."""
+def char_tokenizer(with_tags: bool = True, vocab_size: int | None = None) -> PreTrainedTokenizerFast:
+    """A character-level fast tokenizer covering the built-in tasks, with both tag sets.
+
+    ``with_tags=False`` leaves the tags out of the vocabulary (each is then many
+    characters, as in tokenizers that do not know them); ``vocab_size`` pads the
+    vocabulary with filler tokens to that size (random-weight models at real shapes
+    sample any id, and every id must decode).
+    """
     specials = [PAD, UNK, IM_START, IM_END]
     vocab = {tok: i for i, tok in enumerate(specials)}
     for ch in CHARACTERS:
         vocab.setdefault(ch, len(vocab))
+    tags = sorted({t for ts in TAG_SETS.values() for t in ts.all_tags}) if with_tags else []
+    if vocab_size is not None:
+        if vocab_size < len(vocab) + len(tags):
+            raise ValueError(f"vocab_size {vocab_size} is below the {len(vocab) + len(tags)} tokens needed")
+        for i in range(len(vocab), vocab_size - len(tags)):
+            vocab[f"<|filler_{i}|>"] = i
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
     backend.decoder = decoders.Fuse()
@@ -56,10 +68,9 @@ def char_tokenizer() -> PreTrainedTokenizerFast:
         clean_up_tokenization_spaces=False,
     )
     # Tags are atomic but not "special": decoding keeps them, as it does for real tokenizers.
-    tags = sorted({t for ts in TAG_SETS.values() for t in ts.all_tags})
     tok.add_tokens(tags)
     tok.chat_template = CHAT_TEMPLATE
-    tok.model_max_length = 4096
+    tok.model_max_length = 4096 if vocab_size is None else 1 << 20
     return tok
 
 

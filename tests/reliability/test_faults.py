@@ -8,15 +8,13 @@ import random
 
 import pytest
 import torch
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
 
 from rlt.cli import main as cli
 from rlt.data import DataArguments, load_rows
 from rlt.errors import ConfigError, DataError, RLTError
 from rlt.formats import explanation_token_ids, extract_explanation, get_tags
 from rlt.jsonl import JsonlAppender, read_records
-from rlt.models import CHARACTERS, tiny_model
+from rlt.models import char_tokenizer, tiny_model
 from rlt.reward import RLTReward, RLTRewardConfig
 from rlt.train import build_dataset
 
@@ -73,20 +71,8 @@ def test_model_path_that_does_not_exist(capsys):
     assert "/nonexistent/model" in capsys.readouterr().err
 
 
-def _tokenizer_without_tag_tokens() -> PreTrainedTokenizerFast:
-    vocab = {"<|endoftext|>": 0, "<|unk|>": 1, "<|im_start|>": 2, "<|im_end|>": 3}
-    for ch in CHARACTERS:
-        vocab.setdefault(ch, len(vocab))
-    backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<|unk|>"))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
-    backend.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>"
-    )
-
-
 def test_tags_missing_from_the_vocabulary_still_split_exactly():
-    tok, tags = _tokenizer_without_tag_tokens(), get_tags("bespoke")
+    tok, tags = char_tokenizer(with_tags=False), get_tags("bespoke")
     expl = tok("7+5=2", add_special_tokens=False)["input_ids"]
     close = tok(tags.explanation_close, add_special_tokens=False)["input_ids"]
     assert len(close) > 1  # the tag is many tokens here
