@@ -4,11 +4,10 @@ import math
 
 import pytest
 import torch
-from test_faults import _tokenizer_without_tag_tokens
 
 from rlt.errors import RewardError
 from rlt.formats import explanation_token_ids, get_tags
-from rlt.models import tiny_model
+from rlt.models import char_tokenizer, tiny_model
 from rlt.reward import RLTReward, RLTRewardConfig
 
 TAGS = get_tags("bespoke")
@@ -23,7 +22,7 @@ def reward():
 
 
 def test_repeated_close_tag_in_token_ids_ends_at_the_first():
-    tok = _tokenizer_without_tag_tokens()  # the close tag is many tokens
+    tok = char_tokenizer(with_tags=False)  # the close tag is many tokens
     e = tok("7+5=2", add_special_tokens=False)["input_ids"]
     close = tok(TAGS.explanation_close, add_special_tokens=False)["input_ids"]
     assert explanation_token_ids(e + close + e + close, tok, TAGS) == (e, True)
@@ -32,7 +31,7 @@ def test_repeated_close_tag_in_token_ids_ends_at_the_first():
 def test_cut_inside_a_multi_token_close_tag_is_unclosed_and_kept():
     # A completion cut at max length mid-tag: no close tag was sampled, so nothing is dropped;
     # the partial tag stays in the scored explanation and the sample gets the penalty.
-    tok = _tokenizer_without_tag_tokens()
+    tok = char_tokenizer(with_tags=False)
     e = tok("7+5=2", add_special_tokens=False)["input_ids"]
     close = tok(TAGS.explanation_close, add_special_tokens=False)["input_ids"]
     assert explanation_token_ids(e + close[:5], tok, TAGS) == (e + close[:5], False)
