@@ -69,8 +69,7 @@ def test_quick_demo_end_to_end(tmp_path):
         "filler",
     }
     assert res["seeds"] == [0] and res["config"]["quick"] is True and res["elapsed_s"] > 0
-    assert 0.0 <= res["student"]["accuracy"] <= 1.0 and res["student"]["pretrain_steps"] == 150
     report = (out / "report.md").read_text()
-    assert "## The paper's claims" in report and "| `sft_teacher` |" in report and "Frozen student" in report
+    assert "## The paper's claims" in report and "| `sft_teacher` |" in report
     for png in ("reward.png", "styles.png", "accuracy.png"):
         assert (out / png).exists()

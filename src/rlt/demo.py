@@ -2,14 +2,8 @@
 
 Per seed, on the built-in ``digits`` task with tiny local models (nothing downloaded):
 
-1. **Student pre-training**, once for all seeds. A tiny student learns to reason on
-   ``steps`` traces: the stand-in for a pretrained reasoning model such as
-   Bespoke-Stratos-7B, which the paper downloads rather than re-trains per run. Frozen
-   after; its own held-out accuracy is reported. (Pre-training it per seed, as earlier
-   versions did, made the whole seed hinge on whether 1000 steps of a 2-layer model
-   crossed its learning threshold: one seed's student scored 0.47 while the others scored
-   0.86 and 0.91, and that seed's teacher, which starts from the student, wrote wrong
-   steps 40 % of the time after RL.)
+1. **Student pre-training.** A tiny student learns to reason on ``steps`` traces
+   (a stand-in for a pretrained reasoning model such as Bespoke-Stratos-7B). Frozen after.
 2. **Teacher warm-up.** The teacher starts from the pre-trained student's weights, as the
    paper's teacher (Qwen2.5-7B-Instruct) and student (a fine-tune of it) share a base,
    and is SFT-trained on explanations of mixed styles (``steps``, ``leak``, ``wrong``,
@@ -22,8 +16,7 @@ Per seed, on the built-in ``digits`` task with tiny local models (nothing downlo
 5. **Evaluation** of every student on held-out questions, writing its own reasoning.
 
 Every stage runs through the same code as the CLI (``rlt distill``/``warmup``/``train``
-parse the argument lists built here). Seeds run in parallel worker processes, after the
-shared student pre-training.
+parse the argument lists built here). Seeds run in parallel worker processes.
 """
 
 from __future__ import annotations
@@ -58,9 +51,7 @@ class DemoArguments:
         metadata={"help": "Warm-up explanation styles and their weights."},
     )
     model_size: str = field(default="tiny", metadata={"help": "Tiny model size (rlt.models.TINY_SIZES)."})
-    pretrain_steps: int = field(
-        default=1600, metadata={"help": "Student pre-training steps (batch 32), once, shared by every seed."}
-    )
+    pretrain_steps: int = field(default=1000, metadata={"help": "Student pre-training steps (batch 32)."})
     explain_steps: int = field(
         default=300, metadata={"help": "Steps teaching the pre-trained model to explain in the teacher chat."}
     )
@@ -151,105 +142,51 @@ def _rl_history(run_dir: Path) -> dict[str, list[float]]:
 # --------------------------------------------------------------------------- one seed
 
 
-def _prepare_dir(root: Path, settings: dict[str, Any]) -> None:
-    """Create ``root``; a directory left by a run with other settings is cleared first."""
-    text = json.dumps(settings, sort_keys=True)
-    if (root / "settings.json").exists() and (root / "settings.json").read_text() != text:
+def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, Any]:
+    """All five stages for one seed; returns accuracies and RL curves."""
+    import torch
+
+    from rlt import sft, train
+    from rlt.models import load_model_and_tokenizer, save_tiny_model
+    from rlt.tasks import DigitsTask
+
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, cfg.workers)))
+    root = Path(cfg.out) / f"seed{seed}"
+    # A finished stage leaves a marker; a re-run with the same settings skips it.
+    settings = json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("out", "seeds", "workers")},
+                          sort_keys=True)
+    if (root / "settings.json").exists() and (root / "settings.json").read_text() != settings:
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "settings.json").write_text(text)
-
-
-def _stage_runner(who: Any, report: Any) -> Any:
-    """``stage(name, fn, done_dir)``: run ``fn`` unless ``done_dir`` holds a finished-stage marker."""
+    (root / "settings.json").write_text(settings)
+    task = DigitsTask(num_ops=cfg.num_ops, modulus=cfg.modulus, style_mix=cfg.mix())
+    base = 1000 * seed
+    pretrain_rows = task.generate(4000, seed=base + 1)
+    warmup_rows = task.generate(4000, seed=base + 2)
+    distill_rows = task.generate(cfg.distill_questions, seed=base + 4)
+    eval_rows = task.generate(cfg.eval_questions, seed=base + 5)
+    t0 = time.time()
 
     def stage(name: str, fn: Any, done: Path | None = None) -> Any:
         marker = None if done is None else done / ".rlt_stage_done"
         if marker is not None and marker.exists():
-            report(who, f"{name} (done before, skipped)")
+            report(seed, f"{name} (done before, skipped)")
             return None
         start = time.time()
         result = fn()
         if marker is not None:
             marker.write_text("")
-        report(who, f"{name} ({time.time() - start:.0f} s)")
+        report(seed, f"{name} ({time.time() - start:.0f} s)")
         return result
 
-    return stage
-
-
-def _task(cfg: DemoArguments) -> Any:
-    from rlt.tasks import DigitsTask
-
-    return DigitsTask(num_ops=cfg.num_ops, modulus=cfg.modulus, style_mix=cfg.mix())
-
-
-def _evaluate(path: Path, rows: list[dict[str, Any]]) -> float:
-    from rlt import evaluate
-    from rlt.models import load_model_and_tokenizer
-
-    model, tok = load_model_and_tokenizer(str(path))
-    res = evaluate.evaluate_model(model, tok, rows, "digits", num_samples=1, max_new_tokens=48, batch_size=128,
-                                  system_prompt="", progress=False)  # fmt: skip
-    return float(res["accuracy"])
-
-
-# --------------------------------------------------------------------------- the shared student
-
-
-PRETRAIN_SEED = 0
-
-
-def pretrain_student(cfg: DemoArguments, report: Any = print) -> dict[str, Any]:
-    """Stage 1, once: the frozen student every seed's teacher is rewarded by (and starts from).
-
-    Returns ``{"path", "accuracy"}``: the student's own held-out accuracy (greedy, writing its
-    reasoning), on questions no seed trains on.
-    """
-    import torch
-
-    from rlt import sft
-    from rlt.models import save_tiny_model
-
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    root = Path(cfg.out) / "pretrained"
-    _prepare_dir(root, {k: getattr(cfg, k) for k in ("pretrain_steps", "model_size", "num_ops", "modulus")})
-    stage = _stage_runner("pre-training", report)
-    task = _task(cfg)
+    # 1. student pre-training on `steps` traces
     init = root / "init_student"
     if not (init / "config.json").exists():
-        save_tiny_model(init, cfg.model_size, seed=PRETRAIN_SEED)
-    rows = task.generate(4000, seed=PRETRAIN_SEED + 1)
-    data = _write_jsonl(root / "pretrain.jsonl", [{**r, "explanation": r["reasoning_trace"]} for r in rows])
+        save_tiny_model(init, cfg.model_size, seed=base)
+    data = _write_jsonl(root / "pretrain.jsonl", [{**r, "explanation": r["reasoning_trace"]} for r in pretrain_rows])
     student = root / "student"
     stage("student pre-training", lambda: sft.distill_main(
-        _sft_args(str(init), data, student, cfg.pretrain_steps, PRETRAIN_SEED, "explanation")), student)
-    accuracy = _evaluate(student, task.generate(cfg.eval_questions, seed=PRETRAIN_SEED + 999))
-    report("pre-training", f"  frozen student: held-out accuracy {accuracy:.3f}")
-    return {"path": str(student), "accuracy": accuracy}
-
-
-# --------------------------------------------------------------------------- one seed
-
-
-def run_seed(cfg: DemoArguments, seed: int, student: Path, report: Any = print) -> dict[str, Any]:
-    """Stages 2-5 for one seed with the shared frozen ``student``; returns accuracies and RL curves."""
-    import torch
-
-    from rlt import sft, train
-    from rlt.models import load_model_and_tokenizer, save_tiny_model
-
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, cfg.workers)))
-    root = Path(cfg.out) / f"seed{seed}"
-    # A finished stage leaves a marker; a re-run with the same settings skips it.
-    _prepare_dir(root, {k: v for k, v in asdict(cfg).items() if k not in ("out", "seeds", "workers")})
-    task = _task(cfg)
-    base = 1000 * seed
-    warmup_rows = task.generate(4000, seed=base + 2)
-    distill_rows = task.generate(cfg.distill_questions, seed=base + 4)
-    eval_rows = task.generate(cfg.eval_questions, seed=base + 5)
-    t0 = time.time()
-    stage = _stage_runner(seed, report)
+        _sft_args(str(init), data, student, cfg.pretrain_steps, seed, "explanation")), student)
 
     # 2. the teacher's starting point: the pre-trained model, also taught to explain (`steps`) in the
     # teacher chat (a stand-in for an instruct model that can already write explanations); then the
@@ -291,7 +228,7 @@ def run_seed(cfg: DemoArguments, seed: int, student: Path, report: Any = print) 
     stage("teacher RL (RLT reward)", lambda: rl(teacher_rlt, "3.0:mean,0.03:max"), teacher_rlt)
     stage("teacher RL (no KL term)", lambda: rl(teacher_nokl, "0:mean,0:max"), teacher_nokl)
 
-    from rlt import collect
+    from rlt import collect, evaluate
 
     # 4. collect traces from each teacher and distil fresh students (same init for every arm)
     fresh = save_tiny_model(root / "init_fresh", cfg.model_size, seed=base + 7)
@@ -319,7 +256,11 @@ def run_seed(cfg: DemoArguments, seed: int, student: Path, report: Any = print) 
         extra = ["--allow_empty_explanation", "true"]
         stage(f"distil ({arm})", lambda clean=clean, out_dir=out_dir, extra=extra: sft.distill_main(
             _sft_args(str(fresh), clean, out_dir, cfg.distill_steps, seed, "explanation") + extra))
-        accuracy[arm] = stage(f"evaluate ({arm})", lambda out_dir=out_dir: _evaluate(out_dir, eval_rows))
+        model, tok = load_model_and_tokenizer(str(out_dir))
+        res = stage(f"evaluate ({arm})", lambda model=model, tok=tok: evaluate.evaluate_model(
+            model, tok, eval_rows, "digits", num_samples=1, max_new_tokens=48, batch_size=128,
+            system_prompt="", progress=False))
+        accuracy[arm] = float(res["accuracy"])
         report(seed, f"  {arm}: accuracy {accuracy[arm]:.3f}; trace styles {styles_out[arm]}")
 
     from rlt.jsonl import read_records
@@ -335,15 +276,12 @@ def run_seed(cfg: DemoArguments, seed: int, student: Path, report: Any = print) 
     }
 
 
-def _worker(cfg: DemoArguments, seed: int | None, queue: Any, student: str = "") -> dict[str, Any]:
-    """One seed (or, with ``seed=None``, the shared pre-training) in a worker process.
-
-    The trainers' own output goes to ``<out>/seed<N>.log`` (``<out>/pretrained.log``).
-    """
+def _worker(cfg: DemoArguments, seed: int, queue: Any) -> dict[str, Any]:
+    """One seed in a worker process; the trainers' own output goes to ``<out>/seed<N>.log``."""
     import logging
     import warnings
 
-    log_path = Path(cfg.out) / ("pretrained.log" if seed is None else f"seed{seed}.log")
+    log_path = Path(cfg.out) / f"seed{seed}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "a")  # noqa: SIM115 - lives as long as the worker
     os.dup2(log.fileno(), 1)
@@ -359,10 +297,7 @@ def _worker(cfg: DemoArguments, seed: int | None, queue: Any, student: str = "")
     from datasets.utils.logging import disable_progress_bar
 
     disable_progress_bar()
-    report = lambda who, msg: queue.put((who, msg))  # noqa: E731
-    if seed is None:
-        return pretrain_student(cfg, report)
-    return run_seed(cfg, seed, Path(student), report)
+    return run_seed(cfg, seed, report=lambda s, msg: queue.put((s, msg)))
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -373,9 +308,7 @@ def _mean_curves(curves: list[list[float]]) -> list[float]:
     return [statistics.fmean(c[i] for c in curves) for i in range(n)]
 
 
-def aggregate(
-    cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float, student: dict[str, Any]
-) -> dict[str, Any]:
+def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
     """The results.json document."""
     from rlt.demo_report import ARMS
 
@@ -398,7 +331,6 @@ def aggregate(
             "no_kl_style_fraction": styles("no_kl"),
         },
         "trace_styles": {str(r["seed"]): r["trace_styles"] for r in per_seed},
-        "student": {"accuracy": student["accuracy"], "pretrain_steps": cfg.pretrain_steps},
         "seeds": [r["seed"] for r in per_seed],
         "config": asdict(cfg),
         "elapsed_s": elapsed,
@@ -422,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
-    stages_per_seed = 2 + 3 + 4 * 2
+    stages_per_seed = 3 + 2 + 3 + 4 * 2
     start = time.time()
     ctx = mp.get_context("spawn")  # fresh interpreters: torch thread pools do not survive fork well
     with ctx.Manager() as manager, Progress(
@@ -430,25 +362,19 @@ def main(argv: list[str] | None = None) -> int:
         TimeElapsedColumn(), console=console,
     ) as progress:
         queue = manager.Queue()
-        bars = {"pre-training": progress.add_task("pre-training", total=1)}
-        bars.update({s: progress.add_task(f"seed {s}", total=stages_per_seed) for s in range(cfg.seeds)})
-
-        def follow(futures: list[Any]) -> list[Any]:
+        bars = {s: progress.add_task(f"seed {s}", total=stages_per_seed) for s in range(cfg.seeds)}
+        with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, cfg.seeds)), mp_context=ctx) as pool:
+            futures = [pool.submit(_worker, cfg, s, queue) for s in range(cfg.seeds)]
             while not all(f.done() for f in futures) or not queue.empty():
                 try:
-                    who, msg = queue.get(timeout=0.5)
+                    s, msg = queue.get(timeout=0.5)
                 except Exception:
                     continue
-                label = who if isinstance(who, str) else f"seed {who}"
-                progress.console.print(f"[{label}] {msg}", markup=False)  # "[seed 0]" is not rich markup
+                progress.console.print(f"[seed {s}] {msg}")
                 if not msg.startswith("  "):
-                    progress.advance(bars[who])
-            return [f.result() for f in futures]
-
-        with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, cfg.seeds)), mp_context=ctx) as pool:
-            (student,) = follow([pool.submit(_worker, cfg, None, queue)])
-            per_seed = follow([pool.submit(_worker, cfg, s, queue, student["path"]) for s in range(cfg.seeds)])
-    results = aggregate(cfg, per_seed, time.time() - start, student)
+                    progress.advance(bars[s])
+            per_seed = [f.result() for f in futures]
+    results = aggregate(cfg, per_seed, time.time() - start)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report = write_report(results, out)
     console.print(table(results))

@@ -166,15 +166,6 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
         "",
         f"Seeds: {results['seeds']}; elapsed {results['elapsed_s']:.0f} s.",
         "",
-    ]
-    if "student" in results:
-        lines += [
-            f"Frozen student (pre-trained once on `steps` traces, {results['student']['pretrain_steps']} steps, "
-            "shared by every seed as the paper's student is one downloaded checkpoint): held-out accuracy "
-            f"{results['student']['accuracy']:.3f}.",
-            "",
-        ]
-    lines += [
         "## Students (held-out accuracy of the student writing its own reasoning)",
         "",
         table(results),
