@@ -370,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                     s, msg = queue.get(timeout=0.5)
                 except Exception:
                     continue
-                progress.console.print(f"[seed {s}] {msg}")
+                progress.console.print(f"[seed {s}] {msg}", markup=False)  # "[seed 0]" is not rich markup
                 if not msg.startswith("  "):
                     progress.advance(bars[s])
             per_seed = [f.result() for f in futures]
