@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rlt.demo import style_fractions
-from rlt.demo_report import claims, pooled_std, write_report
+from rlt.demo_report import claims, pooled_std, trace_table, write_report
 
 
 def _results(rlt, sft, nokl, reward, leak):
@@ -38,6 +38,16 @@ def test_report_and_plots(tmp_path):
     assert "| `rlt_teacher` |" in text and "held" in text
     for png in ("reward.png", "styles.png", "accuracy.png"):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_trace_table_averages_style_shares_over_seeds(tmp_path):
+    res = _results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5])
+    res["trace_styles"] = {"0": {"rlt_teacher": {"steps": 9, "wrong": 1}},
+                           "1": {"rlt_teacher": {"steps": 7, "leak": 3}}}  # fmt: skip
+    assert trace_table(res).splitlines()[2] == "| `rlt_teacher` | 0.80 | 0.15 | 0.05 | 0.00 |"
+    write_report(res, tmp_path)
+    assert "| `rlt_teacher` | 0.80 |" in (tmp_path / "report.md").read_text()
+    assert trace_table(_results([0.8], [0.4], [0.3], [0.0], [0.0])) == ""
 
 
 def test_style_fractions_parse_the_logged_completions():

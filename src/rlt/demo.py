@@ -2,7 +2,9 @@
 
 Per seed, on the built-in ``digits`` task with tiny local models (nothing downloaded):
 
-1. **Student pre-training.** A tiny student learns to reason on ``steps`` traces
+0. **Base model.** A tiny model learns single-operation questions (``start 7; +2`` →
+   ``7+2=9``): the elementary skill any pretrained LM brings. Every student starts here.
+1. **Student pre-training.** The base learns to reason on multi-step ``steps`` traces
    (a stand-in for a pretrained reasoning model such as Bespoke-Stratos-7B). Frozen after.
 2. **Teacher warm-up.** The teacher starts from the pre-trained student's weights, as the
    paper's teacher (Qwen2.5-7B-Instruct) and student (a fine-tune of it) share a base,
@@ -11,7 +13,7 @@ Per seed, on the built-in ``digits`` task with tiny local models (nothing downlo
 3. **Teacher RL** with the RLT reward and the frozen student, through ``rlt train``; and
    again with the KL coefficients at 0 (the paper's ablation).
 4. **Distillation.** Each teacher (warm-up, RLT, RLT without KL) explains a fixed set of
-   training questions; a fresh student (same size, steps and initialisation for every arm)
+   training questions; a fresh copy of the base model (same steps for every arm)
    is trained on each trace set, plus one on question → answer with no explanation.
 5. **Evaluation** of every student on held-out questions, writing its own reasoning.
 
@@ -51,23 +53,29 @@ class DemoArguments:
         metadata={"help": "Warm-up explanation styles and their weights."},
     )
     model_size: str = field(default="tiny", metadata={"help": "Tiny model size (rlt.models.TINY_SIZES)."})
+    base_steps: int = field(
+        default=600, metadata={"help": "Base-model steps on single-operation questions (batch 32)."}
+    )
     pretrain_steps: int = field(default=1000, metadata={"help": "Student pre-training steps (batch 32)."})
     explain_steps: int = field(
         default=300, metadata={"help": "Steps teaching the pre-trained model to explain in the teacher chat."}
     )
-    warmup_steps: int = field(default=400, metadata={"help": "Teacher warm-up steps on mixed styles (batch 32)."})
-    warmup_learning_rate: float = field(default=1e-3, metadata={"help": "Teacher warm-up learning rate."})
+    warmup_steps: int = field(default=200, metadata={"help": "Teacher warm-up steps on mixed styles (batch 32)."})
+    warmup_learning_rate: float = field(default=5e-4, metadata={"help": "Teacher warm-up learning rate."})
     rl_steps: int = field(default=80, metadata={"help": "Teacher RL steps per arm."})
     rl_questions_per_step: int = field(default=8, metadata={"help": "Questions per RL step."})
     num_generations: int = field(default=8, metadata={"help": "Completions per question (GRPO group)."})
     rl_learning_rate: float = field(default=3e-4, metadata={"help": "Teacher RL learning rate."})
     distill_questions: int = field(default=1000, metadata={"help": "Training questions each teacher explains."})
-    distill_steps: int = field(default=1400, metadata={"help": "Steps of every distilled student (batch 32)."})
+    distill_steps: int = field(default=600, metadata={"help": "Steps of every distilled student (batch 32)."})
+    distill_learning_rate: float = field(
+        default=6e-3, metadata={"help": "Learning rate of every distilled student."}
+    )
     eval_questions: int = field(default=300, metadata={"help": "Held-out evaluation questions."})
 
     def apply_quick(self) -> None:
         self.seeds = 1
-        self.pretrain_steps, self.explain_steps, self.warmup_steps, self.rl_steps = 150, 20, 30, 4
+        self.base_steps, self.pretrain_steps, self.explain_steps, self.warmup_steps, self.rl_steps = 60, 100, 20, 30, 4
         self.distill_questions, self.distill_steps, self.eval_questions = 64, 60, 48
 
     def mix(self) -> dict[str, float]:
@@ -101,6 +109,8 @@ def _sft_args(
         "--system_prompt", "", "--max_steps", str(steps), "--per_device_train_batch_size", "32",
         "--learning_rate", str(lr), "--lr_scheduler_type", "linear", "--warmup_steps", "20",
         "--weight_decay", "0", "--logging_steps", str(max(1, steps // 5)), "--max_length", "256",
+        # recomputing activations only costs time at these sizes (TRL turns it on by default)
+        "--gradient_checkpointing", "false",
         *_common_train_args(out_dir, seed),
     ]  # fmt: skip
 
@@ -179,14 +189,22 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         report(seed, f"{name} ({time.time() - start:.0f} s)")
         return result
 
-    # 1. student pre-training on `steps` traces
-    init = root / "init_student"
+    # 0. the base model: single-operation questions only. Students trained from random weights learn
+    # the digit tables and the task at once, which made distillation need ~2.5x the steps.
+    init = root / "init_random"
     if not (init / "config.json").exists():
         save_tiny_model(init, cfg.model_size, seed=base)
+    one_op = DigitsTask(num_ops=1, modulus=cfg.modulus).generate(4000, seed=base + 8)
+    data = _write_jsonl(root / "base.jsonl", [{**r, "explanation": r["reasoning_trace"]} for r in one_op])
+    base_model = root / "base_model"
+    stage("base model", lambda: sft.distill_main(
+        _sft_args(str(init), data, base_model, cfg.base_steps, seed, "explanation")), base_model)
+
+    # 1. student pre-training on `steps` traces
     data = _write_jsonl(root / "pretrain.jsonl", [{**r, "explanation": r["reasoning_trace"]} for r in pretrain_rows])
     student = root / "student"
     stage("student pre-training", lambda: sft.distill_main(
-        _sft_args(str(init), data, student, cfg.pretrain_steps, seed, "explanation")), student)
+        _sft_args(str(base_model), data, student, cfg.pretrain_steps, seed, "explanation")), student)
 
     # 2. the teacher's starting point: the pre-trained model, also taught to explain (`steps`) in the
     # teacher chat (a stand-in for an instruct model that can already write explanations); then the
@@ -230,8 +248,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
 
     from rlt import collect, evaluate
 
-    # 4. collect traces from each teacher and distil fresh students (same init for every arm)
-    fresh = save_tiny_model(root / "init_fresh", cfg.model_size, seed=base + 7)
+    # 4. collect traces from each teacher and distil fresh students (the base model, for every arm)
     traces: dict[str, Path] = {}
     for arm, teacher_dir in (("sft_teacher", teacher_sft), ("rlt_teacher", teacher_rlt),
                              ("rlt_no_kl_teacher", teacher_nokl)):
@@ -255,7 +272,8 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         # Every student learns from exactly what its teacher wrote, empty explanations included.
         extra = ["--allow_empty_explanation", "true"]
         stage(f"distil ({arm})", lambda clean=clean, out_dir=out_dir, extra=extra: sft.distill_main(
-            _sft_args(str(fresh), clean, out_dir, cfg.distill_steps, seed, "explanation") + extra))
+            _sft_args(str(base_model), clean, out_dir, cfg.distill_steps, seed, "explanation",
+                      cfg.distill_learning_rate) + extra))
         model, tok = load_model_and_tokenizer(str(out_dir))
         res = stage(f"evaluate ({arm})", lambda model=model, tok=tok: evaluate.evaluate_model(
             model, tok, eval_rows, "digits", num_samples=1, max_new_tokens=48, batch_size=128,
@@ -354,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
-    stages_per_seed = 3 + 2 + 3 + 4 * 2
+    stages_per_seed = 4 + 2 + 3 + 4 * 2
     start = time.time()
     ctx = mp.get_context("spawn")  # fresh interpreters: torch thread pools do not survive fork well
     with ctx.Manager() as manager, Progress(

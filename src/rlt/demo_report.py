@@ -94,6 +94,27 @@ def table(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def trace_table(results: dict[str, Any]) -> str:
+    """Share of each explanation style in the traces each arm's student learned from (mean over seeds).
+
+    A distilled student can only be as right as what it read, so this table says why the
+    accuracies differ. Empty when ``results`` has no ``trace_styles``.
+    """
+    from rlt.demo import STYLES
+
+    per_seed = results.get("trace_styles", {})
+    if not per_seed:
+        return ""
+    lines = ["| arm | " + " | ".join(f"`{s}`" for s in STYLES) + " |", "| --- |" + " --- |" * len(STYLES)]
+    for arm in ARMS:
+        counts = [seed[arm] for seed in per_seed.values() if arm in seed]
+        if not counts:
+            continue
+        shares = [statistics.fmean(c.get(s, 0) / max(1, sum(c.values())) for c in counts) for s in STYLES]
+        lines.append(f"| `{arm}` | " + " | ".join(f"{v:.2f}" for v in shares) + " |")
+    return "\n".join(lines)
+
+
 def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
     """Write the three PNG plots; returns their file names."""
     import matplotlib
@@ -177,6 +198,9 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
     ]
     for claim, held, evidence in claims(results):
         lines.append(f"| {claim} | {'held' if held else 'not held'} | {evidence} |")
+    traces = trace_table(results)
+    if traces:
+        lines += ["", "## What each student read (share of trace styles, mean over seeds)", "", traces]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in pictures]
     lines += ["", "## Settings", "", "```json", json.dumps(results["config"], indent=2), "```", ""]
     path = out_dir / "report.md"
