@@ -48,6 +48,9 @@ def test_trace_table_averages_style_shares_over_seeds(tmp_path):
     write_report(res, tmp_path)
     assert "| `rlt_teacher` | 0.80 |" in (tmp_path / "report.md").read_text()
     assert trace_table(_results([0.8], [0.4], [0.3], [0.0], [0.0])) == ""
+    res["trace_styles"]["0"]["rlt_no_kl_teacher"] = {"steps": 1, "leak": 9}
+    evidence = [e for c, _, e in claims(res) if "KL term makes" in c][0]
+    assert evidence == "0.325 vs 0.850; correct-step traces 0.10 vs 0.80"
 
 
 def test_style_fractions_parse_the_logged_completions():
