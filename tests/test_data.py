@@ -387,3 +387,19 @@ def test_preview_help_and_errors(capsys):
     assert "no such file" in capsys.readouterr().err
     assert cli(["data", "preview", "--task", "digits", "--on_bad_rows", "skip"]) == 2
     assert "on_bad_rows" in capsys.readouterr().err
+
+
+def test_student_view_allow_empty_keeps_empty_and_whitespace_explanations():
+    # a teacher can write nothing but a control character; the demo distils its traces as they are
+    from datasets import Dataset
+
+    from rlt.formats import get_tags
+    from rlt.models import char_tokenizer
+
+    ds = Dataset.from_list([{"question": "q", "solution": "1", "explanation": e} for e in ("", "\u000b", " x")])
+    tok, tags = char_tokenizer(), get_tags("bespoke")
+    out = student_sft_view(ds, tok, tags, "explanation", system="", allow_empty=True)
+    thoughts = [c.split(tags.think_open)[1].split(tags.think_close)[0] for c in out["completion"]]
+    assert thoughts == ["", "\u000b", " x"]
+    with pytest.raises(DataError, match="row 0: explanation is empty"):
+        student_sft_view(ds.select([1, 2]), tok, tags, "explanation", system="")  # whitespace only

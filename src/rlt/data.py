@@ -387,8 +387,9 @@ def student_sft_view(
     """``prompt``/``completion`` in the student format (distillation).
 
     A null or empty explanation is refused with its row: a student trained on empty
-    thinking learns to skip it. ``allow_empty`` accepts empty strings, for a deliberate
-    question → answer baseline (the demo's ``no_explanation`` arm).
+    thinking learns to skip it. ``allow_empty`` accepts empty and whitespace-only strings
+    (kept as written), for a deliberate question → answer baseline (the demo's
+    ``no_explanation`` arm) or a teacher's traces taken as they are.
     """
     if explanation_column not in ds.column_names:
         raise DataError(
@@ -397,7 +398,7 @@ def student_sft_view(
 
     def render(row: dict[str, Any], index: int) -> dict[str, str]:
         expl = row[explanation_column]
-        if not (allow_empty and expl == ""):
+        if not (allow_empty and isinstance(expl, str) and not expl.strip()):
             expl = _text(row, explanation_column, index)
         return student_sft_example(tokenizer, row["question"], row["solution"], expl, tags, system)
 
