@@ -190,7 +190,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         return result
 
     # 0. the base model: single-operation questions only. Students trained from random weights learn
-    # the digit tables and the task at once, which made distillation need ~2.5x the steps.
+    # the digit tables and the task at once, which made distillation need more than twice the steps.
     init = root / "init_random"
     if not (init / "config.json").exists():
         save_tiny_model(init, cfg.model_size, seed=base)

@@ -41,16 +41,22 @@ def _trend(values: list[float]) -> float:
     return statistics.fmean(values[-q:]) - statistics.fmean(values[:q])
 
 
+def style_shares(results: dict[str, Any], arm: str) -> dict[str, float] | None:
+    """Share of each explanation style in ``arm``'s traces, mean over seeds; None without trace styles."""
+    from rlt.demo import STYLES
+
+    counts = [seed[arm] for seed in results.get("trace_styles", {}).values() if arm in seed]
+    if not counts:
+        return None
+    return {s: statistics.fmean(c.get(s, 0) / max(1, sum(c.values())) for c in counts) for s in STYLES}
+
+
 def _steps_share(results: dict[str, Any], *arms: str) -> str:
-    """``"; correct-step traces 0.92 vs 0.91"`` for ``arms`` (mean over seeds), or ``""`` without trace styles."""
-    per_seed = list(results.get("trace_styles", {}).values())
-    shares = []
-    for arm in arms:
-        counts = [seed[arm] for seed in per_seed if arm in seed]
-        if not counts:
-            return ""
-        shares.append(statistics.fmean(c.get("steps", 0) / max(1, sum(c.values())) for c in counts))
-    return "; correct-step traces " + " vs ".join(f"{v:.2f}" for v in shares)
+    """``"; correct-step traces 0.92 vs 0.91"`` for ``arms``, or ``""`` without trace styles."""
+    shares = [style_shares(results, arm) for arm in arms]
+    if any(s is None for s in shares):
+        return ""
+    return "; correct-step traces " + " vs ".join(f"{s['steps']:.2f}" for s in shares)
 
 
 def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -114,16 +120,11 @@ def trace_table(results: dict[str, Any]) -> str:
     """
     from rlt.demo import STYLES
 
-    per_seed = results.get("trace_styles", {})
-    if not per_seed:
+    rows = [(arm, shares) for arm in ARMS if (shares := style_shares(results, arm)) is not None]
+    if not rows:
         return ""
     lines = ["| arm | " + " | ".join(f"`{s}`" for s in STYLES) + " |", "| --- |" + " --- |" * len(STYLES)]
-    for arm in ARMS:
-        counts = [seed[arm] for seed in per_seed.values() if arm in seed]
-        if not counts:
-            continue
-        shares = [statistics.fmean(c.get(s, 0) / max(1, sum(c.values())) for c in counts) for s in STYLES]
-        lines.append(f"| `{arm}` | " + " | ".join(f"{v:.2f}" for v in shares) + " |")
+    lines += [f"| `{arm}` | " + " | ".join(f"{shares[s]:.2f}" for s in STYLES) + " |" for arm, shares in rows]
     return "\n".join(lines)
 
 
