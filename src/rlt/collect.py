@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from rlt.errors import ConfigError, DataError
-from rlt.formats import explanation_token_ids, extract_explanation, get_tags, teacher_rl_prompt
+from rlt.formats import TagSet, explanation_token_ids, extract_explanation, get_tags, teacher_rl_prompt
 from rlt.generation import (
     SamplingSettings,
     choose_backend,
@@ -71,7 +71,7 @@ def collect_traces(
     max_new_tokens: int = 512,
     batch_size: int = 32,
     seed: int = 0,
-    tag_format: str = "bespoke",
+    tag_format: str | TagSet = "bespoke",
     system_prompt: str | None = None,
     reward: Any = None,
     llm: Any = None,
@@ -85,7 +85,7 @@ def collect_traces(
     sample with instead of ``teacher.generate`` (``teacher`` may then be None unless a
     reward needs its log-probs).
     """
-    tags = get_tags(tag_format)
+    tags = get_tags(tag_format)  # a TagSet keeps its chat style; a name gets stratos
     if reward is not None and getattr(reward, "teacher", None) is None:
         # Without the teacher the KL terms would silently be None; the teacher here is it.
         reward.teacher, reward.teacher_tokenizer = teacher, tokenizer
@@ -150,6 +150,7 @@ def collect_traces(
                         teacher_prompt_ids=[
                             tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts
                         ],
+                        systems=[r.get("system") for _, r in batch],
                     )
                     for rec, comp in zip(records, comps):
                         rec.update({k: v for k, v in comp.items() if k != "closed"})
@@ -203,7 +204,17 @@ class CollectArguments:
         default=32, metadata={"help": "Prompts per generation call (and per durable write)."}
     )
     seed: int = field(default=0, metadata={"help": "Base seed; each batch's seed derives from its ids."})
-    system_prompt: str | None = field(default=None, metadata={"help": "Teacher system prompt; '' = none."})
+    teacher_system_prompt: str | None = field(
+        default=None,
+        metadata={"help": "Teacher system prompt; None = the chat format's (stratos: the official one), '' = none."},
+    )
+    student_system_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "Student system prompt of --score_with; None = the data's `system` column, else the chat "
+            "format's (stratos: STRATOS_SYSTEM_PROMPT), '' = none."
+        },
+    )
     backend: str = field(default="auto", metadata={"help": "auto, vllm or transformers."})
     score_with: str | None = field(
         default=None, metadata={"help": "A student: add the RLT reward components."}
@@ -271,16 +282,17 @@ def main(argv: list[str] | None = None) -> int:
             student_tok,
             RLTRewardConfig(
                 tag_format=data_args.tag_format,
+                chat_format=data_args.chat_format,
                 teacher_temperature=args.temperature,
-                student_system_prompt=args.system_prompt,
-                teacher_system_prompt=args.system_prompt,
+                student_system_prompt=args.student_system_prompt,
+                teacher_system_prompt=args.teacher_system_prompt,
             ),
             teacher=model,
             teacher_tokenizer=tok,
         )
     summary = collect_traces(
         model, tok, rows, args.out, args.num_traces, args.temperature, args.top_p, args.max_new_tokens,
-        args.batch_size, args.seed, data_args.tag_format, args.system_prompt, reward, llm,
+        args.batch_size, args.seed, data_args.tags(), args.teacher_system_prompt, reward, llm,
     )  # fmt: skip
     print(
         f"collect: wrote {summary['written']} traces ({summary['skipped']} already done) to {args.out}; "

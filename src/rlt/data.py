@@ -32,7 +32,14 @@ from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
 from rlt.errors import DataError
-from rlt.formats import TagSet, get_tags, student_sft_example, teacher_rl_prompt, teacher_sft_example
+from rlt.formats import (
+    CHAT_FORMATS,
+    TagSet,
+    get_tags,
+    student_sft_example,
+    teacher_rl_prompt,
+    teacher_sft_example,
+)
 
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 CANONICAL = ("question", "solution", "reasoning_trace")
@@ -70,6 +77,17 @@ class DataArguments:
     )
     limit: int | None = field(default=None, metadata={"help": "Keep only the first N rows."})
     tag_format: str = field(default="bespoke", metadata={"help": "Tag set of the texts: bespoke or r1."})
+    chat_format: str = field(
+        default="stratos",
+        metadata={
+            "help": "How the chats are written: stratos (the official RLT/Bespoke-Stratos prompts, '\\n\\n' "
+            "padding inside every tag) or compact (short prompts, no padding: tiny character models)."
+        },
+    )
+
+    def tags(self) -> TagSet:
+        """The tag set of ``tag_format`` in the style of ``chat_format``."""
+        return get_tags(self.tag_format, self.chat_format)
 
     def __post_init__(self) -> None:
         if self.on_bad_rows not in ("error", "drop"):
@@ -82,6 +100,8 @@ class DataArguments:
             get_tags(self.tag_format)
         except ValueError as err:
             raise DataError(f"tag_format: {err}") from None
+        if self.chat_format not in CHAT_FORMATS:
+            raise DataError(f"chat_format: unknown chat format {self.chat_format!r}; expected one of {list(CHAT_FORMATS)}")
 
 
 # --------------------------------------------------------------------------- loading
@@ -207,12 +227,13 @@ def _turn(message: Any) -> tuple[str, Any]:
 
 
 def _between(text: str, open_tag: str, close_tag: str) -> str | None:
+    """The text between the tags exactly, padding included (the official ``grab_text_between``)."""
     start = text.find(open_tag)
     if start < 0:
         return None
     start += len(open_tag)
     end = text.find(close_tag, start)
-    return text[start:end].strip() if end >= 0 else None
+    return text[start:end] if end >= 0 else None
 
 
 def sharegpt_fields(conversation: Any, tags: TagSet) -> dict[str, str | None]:
@@ -340,6 +361,16 @@ def _load_rows(args: DataArguments, need_trace: bool, source: str) -> Dataset:
 # --------------------------------------------------------------------------- views
 
 
+def row_system(row: dict[str, Any], system: str | None) -> str | None:
+    """The student's system prompt for ``row``: ``system`` when set, else the row's ``system``
+    column (Bespoke-Stratos-17k carries the prompt its student was trained with), else None
+    (the chat format's default)."""
+    if system is not None:
+        return system
+    value = row.get("system")
+    return value if isinstance(value, str) and value else None
+
+
 def _text(row: dict[str, Any], column: str, index: int) -> str:
     problem = _problem(column, row[column])
     if problem is not None:
@@ -400,7 +431,9 @@ def student_sft_view(
         expl = row[explanation_column]
         if not (allow_empty and isinstance(expl, str) and not expl.strip()):
             expl = _text(row, explanation_column, index)
-        return student_sft_example(tokenizer, row["question"], row["solution"], expl, tags, system)
+        return student_sft_example(
+            tokenizer, row["question"], row["solution"], expl, tags, row_system(row, system)
+        )
 
     return ds.map(render, with_indices=True, desc="rendering student examples")
 

@@ -35,6 +35,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlt.formats import get_tags
+
 STYLES = ("steps", "leak", "wrong", "filler")
 
 
@@ -93,6 +95,9 @@ class DemoArguments:
 
 # --------------------------------------------------------------------------- helpers
 
+# Tiny character models: short prompts, no tag padding (the stratos chat is for real models).
+COMPACT = get_tags("bespoke", "compact")
+
 
 def _common_train_args(out_dir: Path, seed: int) -> list[str]:
     return [
@@ -106,7 +111,7 @@ def _sft_args(
 ) -> list[str]:
     return [
         "--model_name_or_path", model, "--dataset_name", str(data), "--explanation_column", column,
-        "--system_prompt", "", "--max_steps", str(steps), "--per_device_train_batch_size", "32",
+        "--system_prompt", "", "--chat_format", "compact", "--max_steps", str(steps), "--per_device_train_batch_size", "32",
         "--learning_rate", str(lr), "--lr_scheduler_type", "linear", "--warmup_steps", "20",
         "--weight_decay", "0", "--logging_steps", str(max(1, steps // 5)), "--max_length", "256",
         # recomputing activations only costs time at these sizes (TRL turns it on by default)
@@ -232,7 +237,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
             "--task_seed", str(base + 6), "--num_ops", str(cfg.num_ops), "--modulus", str(cfg.modulus),
             "--policy", "teacher", "--reward_funcs", "rlt", "--student_model_name_or_path", str(student),
             "--student_dtype", "float32", "--kl_coefs", *kl_coefs.split(","),
-            "--teacher_system_prompt", "", "--student_system_prompt", "",
+            "--teacher_system_prompt", "", "--student_system_prompt", "", "--chat_format", "compact",
             "--rlt_log_completions_steps", "1", "--rlt_log_completions_num", str(batch),
             "--max_steps", str(cfg.rl_steps), "--per_device_train_batch_size", str(batch),
             "--num_generations", str(cfg.num_generations), "--temperature", "0.7",
@@ -256,7 +261,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         out = root / f"traces_{arm}.jsonl"
         stage(f"collect ({arm})", lambda model=model, tok=tok, out=out: collect.collect_traces(
             model, tok, distill_rows, out, num_traces=1, temperature=0.7, max_new_tokens=32,
-            batch_size=128, seed=base, system_prompt="", progress=False))
+            batch_size=128, seed=base, tag_format=COMPACT, system_prompt="", progress=False))
         traces[arm] = out
     traces["no_explanation"] = _write_jsonl(
         root / "traces_no_explanation.jsonl", [{**r, "explanation": ""} for r in distill_rows])
@@ -277,7 +282,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         model, tok = load_model_and_tokenizer(str(out_dir))
         res = stage(f"evaluate ({arm})", lambda model=model, tok=tok: evaluate.evaluate_model(
             model, tok, eval_rows, "digits", num_samples=1, max_new_tokens=48, batch_size=128,
-            system_prompt="", progress=False))
+            tag_format=COMPACT, system_prompt="", progress=False))
         accuracy[arm] = float(res["accuracy"])
         report(seed, f"  {arm}: accuracy {accuracy[arm]:.3f}; trace styles {styles_out[arm]}")
 

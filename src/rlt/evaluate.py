@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlt.data import row_system
 from rlt.errors import ConfigError, DataError
-from rlt.formats import get_tags, student_prompt
+from rlt.formats import TagSet, get_tags, student_prompt
 from rlt.generation import (
     SamplingSettings,
     choose_backend,
@@ -160,7 +161,7 @@ def evaluate_model(
     temperature: float = 0.7,
     max_new_tokens: int = 1024,
     batch_size: int = 32,
-    tag_format: str = "bespoke",
+    tag_format: str | TagSet = "bespoke",
     system_prompt: str | None = None,
     out_dir: str | Path | None = None,
     seed: int = 0,
@@ -198,7 +199,10 @@ def evaluate_model(
     try:
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start : start + batch_size]
-            prompts = [student_prompt(tokenizer, rows[i]["question"], tags, system_prompt) for i, _ in batch]
+            prompts = [
+                student_prompt(tokenizer, rows[i]["question"], tags, row_system(rows[i], system_prompt))
+                for i, _ in batch
+            ]
             if llm is not None:
                 # One seed per (question, sample): independent of batching.
                 seeds = [seed * 1_000_003 + i * 1_009 + s for i, s in batch]
@@ -310,10 +314,26 @@ class EvalArguments:
     num_samples: int = field(default=1, metadata={"help": "Samples per question (1 = greedy)."})
     k: list[int] = field(default_factory=lambda: [1], metadata={"help": "pass@k values."})
     temperature: float = field(default=0.7, metadata={"help": "Sampling temperature when num_samples > 1."})
-    max_new_tokens: int = field(default=1024, metadata={"help": "Longest answer."})
+    max_new_tokens: int = field(
+        default=16384,
+        metadata={
+            "help": "Longest answer, in tokens. Reasoning students think for thousands of tokens (the paper's "
+            "budget is 16k-32k); a short limit cuts the thought before the solution and scores it wrong."
+        },
+    )
     batch_size: int = field(default=32, metadata={"help": "Prompts per generation call."})
     tag_format: str = field(default="bespoke", metadata={"help": "bespoke or r1."})
-    system_prompt: str | None = field(default=None, metadata={"help": "Student system prompt; '' = none."})
+    chat_format: str = field(
+        default="stratos",
+        metadata={"help": "stratos (the student's STRATOS system prompt, as it was trained) or compact."},
+    )
+    system_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "Student system prompt; None = the data's `system` column, else the chat format's "
+            "(stratos: STRATOS_SYSTEM_PROMPT); '' = none."
+        },
+    )
     math_timeout: float = field(default=5.0, metadata={"help": "Seconds per math-verify check."})
     seed: int = field(default=0, metadata={"help": "Sampling seed."})
     backend: str = field(
@@ -341,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
             model, tok = load_model_and_tokenizer(args.model)
         res = evaluate_model(
             model, tok, task.rows, task, args.num_samples, tuple(args.k), args.temperature, args.max_new_tokens,
-            args.batch_size, args.tag_format, args.system_prompt, args.out, args.seed, llm=llm,
+            args.batch_size, get_tags(args.tag_format, args.chat_format), args.system_prompt, args.out,
+            args.seed, llm=llm,
         )  # fmt: skip
     finally:
         if task.closer is not None:

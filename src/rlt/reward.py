@@ -16,12 +16,18 @@ Read top to bottom, this module is spec §3:
    ``k(t) = ℓ_T(t) − ℓ_S(t)`` on ``E``; ``r_KL = Σ b_j · reduce_j(k over E)`` with
    ``mean``/``max``; ``r = r_SS − r_KL + p``.
 4. ``p = format_penalty`` when the explanation has no close tag, is empty, or a term's
-   token set is empty. An empty set never yields NaN: its statistics take the
-   *worst-case value* ``W = log(V)`` (``V`` = the student's output vocabulary), i.e.
-   every solution statistic is ``−W`` (the log-prob of a uniform guess) and every KL
-   statistic is ``+W`` (a certain teacher against a uniform-guessing student). The
-   value is finite, depends on nothing but the model, and is overridable with
-   ``RLTRewardConfig.empty_term_value``.
+   token set is empty. An empty set never yields NaN: its statistics take the value
+   ``W = empty_term_value`` (default 1, the released code's ``nan_to_num``): every
+   solution statistic is ``−W`` and every KL statistic is ``+W``. A larger ``W`` (e.g.
+   ``log V`` ≈ 11.9 at Qwen's vocabulary: −37 for an empty explanation) would make one
+   empty completion an outlier that shrinks the normalised advantage of every other
+   completion in its GRPO group; with ``W = 1`` and the penalty it is still below any
+   ordinary completion.
+
+The student sequence's explanation tokens are, by default (``student_tokenization =
+"segments"``), the teacher's sampled ids, so ``k(t)`` compares the two models on the
+same tokens. ``"canonical"`` re-tokenises the whole student text as the released code
+does; ``ℓ_T`` is then recomputed on those tokens (docs/spec.md, "Which tokens are scored").
 
 Without a teacher (``rlt score`` on traces whose teacher is unknown) the KL terms are
 ``None`` and ``r = r_SS + p``.
@@ -41,16 +47,18 @@ from transformers import PreTrainedTokenizerBase
 
 from rlt.errors import ConfigError, RewardError
 from rlt.formats import (
+    CHAT_FORMATS,
     StudentSegments,
     as_text,
-    explanation_token_ids,
     extract_explanation,
     get_tags,
+    split_completion_ids,
     student_segments,
     teacher_rl_prompt,
 )
 
 SOLUTION_REDUCTIONS = ("mean", "min")
+STUDENT_TOKENIZATIONS = ("segments", "canonical")
 KL_REDUCTIONS = ("mean", "max")
 
 # --------------------------------------------------------------------------- configuration
@@ -130,6 +138,18 @@ class RLTRewardConfig:
         default=-1.0, metadata={"help": "p: added when the close tag is missing or a token set is empty."}
     )
     tag_format: str = field(default="bespoke", metadata={"help": "Tag set: bespoke or r1."})
+    chat_format: str = field(
+        default="stratos",
+        metadata={"help": "Chat style: stratos (the official prompts and tag padding) or compact."},
+    )
+    student_tokenization: str = field(
+        default="segments",
+        metadata={
+            "help": "segments: the student sequence is prefix ids | the teacher's sampled explanation ids | "
+            "suffix ids (k(t) compares both models on the same tokens). canonical: the whole student text "
+            "is re-tokenised, as the released code does, and ℓ_T is recomputed on those tokens."
+        },
+    )
     chunk_size: int = field(
         default=256,
         metadata={
@@ -138,16 +158,20 @@ class RLTRewardConfig:
         },
     )
     student_system_prompt: str | None = field(
-        default=None, metadata={"help": "Student system prompt; None = rlt.formats default, '' = none."}
+        default=None,
+        metadata={
+            "help": "Student system prompt; None = the data set's `system` column where it has one, else "
+            "the chat format's default (stratos: STRATOS_SYSTEM_PROMPT); '' = none."
+        },
     )
     teacher_system_prompt: str | None = field(
         default=None, metadata={"help": "Teacher system prompt; None = rlt.formats default, '' = none."}
     )
     empty_term_value: float | None = field(
-        default=None,
+        default=1.0,
         metadata={
             "help": "W: an empty token set scores −W for solution statistics and +W for KL statistics "
-            "(plus the format penalty). None = log(student vocabulary size)."
+            "(plus the format penalty). 1 = the released code; None = log(student vocabulary size)."
         },
     )
     micro_batch_size: int | None = field(
@@ -179,6 +203,12 @@ class RLTRewardConfig:
             get_tags(self.tag_format)
         except ValueError as err:
             raise ConfigError(f"tag_format: {err}") from None
+        if self.chat_format not in CHAT_FORMATS:
+            raise ConfigError(f"chat_format: unknown chat format {self.chat_format!r}; expected one of {list(CHAT_FORMATS)}")
+        if self.student_tokenization not in STUDENT_TOKENIZATIONS:
+            raise ConfigError(
+                f"student_tokenization: expected one of {list(STUDENT_TOKENIZATIONS)}, got {self.student_tokenization!r}"
+            )
         if not isinstance(self.chunk_size, int) or self.chunk_size <= 0:
             raise ConfigError(f"chunk_size: must be an integer > 0, got {self.chunk_size!r}")
         if self.micro_batch_size is not None and (
@@ -446,7 +476,7 @@ class RLTReward:
         teacher_tokenizer: PreTrainedTokenizerBase | None = None,
     ) -> None:
         self.config = config or RLTRewardConfig()
-        self.tags = get_tags(self.config.tag_format)
+        self.tags = get_tags(self.config.tag_format, self.config.chat_format)
         self.student = student
         self.student.eval()
         self.student.requires_grad_(False)
@@ -468,23 +498,30 @@ class RLTReward:
             else math.log(vocab)
         )
         self.pending_teacher_logprobs: list[torch.Tensor] | None = None
+        # ℓ_T from the trainer's own forward (``fn(prompt_ids, explanation_ids) -> [tensor]``), used
+        # instead of ``teacher`` where reading the policy's weights directly is wrong (ZeRO-3, FSDP).
+        self.teacher_logprobs_fn: Callable[[list[list[int]], list[list[int]]], list[torch.Tensor]] | None = None
         self.last_components: list[dict[str, Any]] = []
-        self._segments: dict[tuple[str, str], StudentSegments] = {}
+        self._segments: dict[tuple[str, str, str | None], StudentSegments] = {}
         if self.config.offload_student:
             self.student.to("cpu")
 
     # ----------------------------------------------------------------- building blocks
 
-    def segments(self, question: str, solution: str) -> StudentSegments:
-        """Student-sequence segments for one (question, solution), cached (GRPO repeats them)."""
-        key = (question, solution)
+    def segments(self, question: str, solution: str, system: str | None = None) -> StudentSegments:
+        """Student-sequence segments for one (question, solution), cached (GRPO repeats them).
+
+        The student's system prompt: ``config.student_system_prompt`` when set, else ``system``
+        (the data set's ``system`` column), else the chat format's default.
+        """
+        if self.config.student_system_prompt is not None:
+            system = self.config.student_system_prompt
+        key = (question, solution, system)
         seg = self._segments.get(key)
         if seg is None:
             if len(self._segments) > 4096:
                 self._segments.clear()
-            seg = student_segments(
-                self.student_tokenizer, question, solution, self.tags, self.config.student_system_prompt
-            )
+            seg = student_segments(self.student_tokenizer, question, solution, self.tags, system)
             self._segments[key] = seg
         return seg
 
@@ -547,6 +584,80 @@ class RLTReward:
 
     # ----------------------------------------------------------------- the reward
 
+    def _student_sequences(
+        self, segs: Sequence[StudentSegments], explanation_ids: Sequence[list[int]]
+    ) -> tuple[list[list[int]], list[list[tuple[int, int]]], list[list[int]]]:
+        """Student sequences, their ``[E, A]`` spans and the explanation ids scored in them."""
+        seqs, spans, scored = [], [], []
+        for seg, e in zip(segs, explanation_ids):
+            if self.config.student_tokenization == "canonical":
+                text = self.student_tokenizer.decode(e, skip_special_tokens=False)
+                ids, e_slice, a_slice = seg.build_canonical(self.student_tokenizer, text)
+            else:
+                ids, e_slice, a_slice = seg.build(e)
+            seqs.append(ids)
+            spans.append([(e_slice.start, e_slice.stop), (a_slice.start, a_slice.stop)])
+            scored.append(ids[e_slice])
+        return seqs, spans, scored
+
+    def _teacher_logprobs(
+        self,
+        questions: Sequence[str],
+        solutions: Sequence[str],
+        scored: Sequence[list[int]],
+        given: Sequence[torch.Tensor | None] | None,
+        teacher_prompt_ids: Sequence[Sequence[int]] | None,
+    ) -> list[torch.Tensor] | None:
+        """``ℓ_T`` of every scored explanation token: given where it covers them, else computed.
+
+        ``given[i]`` covers sample ``i`` when it has at least ``len(scored[i])`` entries (extra
+        trailing entries, the close tag and padding, are ignored). ``None`` entries, and
+        every sample when nothing is given, are computed by ``teacher_logprobs_fn`` or one
+        no-grad forward of ``teacher``; with neither there is no ``ℓ_T`` (None).
+        """
+        n = len(scored)
+        out: list[torch.Tensor | None] = [None] * n
+        if given is not None:
+            if len(given) != n:
+                raise RewardError(f"got {len(given)} teacher log-prob tensors for {n} samples")
+            for i, lp in enumerate(given):
+                if lp is None:
+                    continue
+                lp = torch.as_tensor(lp).detach().float().reshape(-1).cpu()
+                if lp.numel() < len(scored[i]):
+                    raise RewardError(
+                        f"sample {i}: {lp.numel()} teacher log-probs for {len(scored[i])} explanation tokens"
+                    )
+                lp = lp[: len(scored[i])]
+                if not bool(torch.isfinite(lp).all()):
+                    self._raise_non_finite("teacher", i, questions)
+                out[i] = lp
+        todo = [i for i in range(n) if out[i] is None]
+        if not todo:
+            return out  # type: ignore[return-value]
+        if self.teacher_logprobs_fn is None and self.teacher is None:
+            if given is None:
+                return None
+            raise RewardError(
+                f"samples {todo[:5]} need the teacher's log-probs of re-tokenised explanation tokens, "
+                "but no teacher model or teacher_logprobs_fn is set"
+            )
+        prompts = (
+            [list(teacher_prompt_ids[i]) for i in todo]
+            if teacher_prompt_ids is not None
+            else self.teacher_prompt_ids([questions[i] for i in todo], [solutions[i] for i in todo])
+        )
+        expl = [scored[i] for i in todo]
+        if self.teacher_logprobs_fn is not None:
+            computed = [lp.float().cpu()[: len(e)] for lp, e in zip(self.teacher_logprobs_fn(prompts, expl), expl)]
+        else:
+            computed = self.compute_teacher_logprobs(prompts, expl, [questions[i] for i in todo])
+        for i, lp in zip(todo, computed):
+            if not bool(torch.isfinite(lp).all()):
+                self._raise_non_finite("teacher", i, questions)
+            out[i] = lp
+        return out  # type: ignore[return-value]
+
     @torch.no_grad()
     def score_ids(
         self,
@@ -554,19 +665,20 @@ class RLTReward:
         solutions: Sequence[str],
         explanation_ids: Sequence[Sequence[int]],
         closed: Sequence[bool],
-        teacher_logprobs: Sequence[torch.Tensor] | None = None,
+        teacher_logprobs: Sequence[torch.Tensor | None] | None = None,
         teacher_prompt_ids: Sequence[Sequence[int]] | None = None,
+        systems: Sequence[str | None] | None = None,
     ) -> list[dict[str, Any]]:
         """The reward and its components for each sample.
 
         Args:
             questions, solutions: ``B`` strings (solutions with or without their tags).
-            explanation_ids: ``B`` token-id lists, exactly as the teacher sampled them
-                (without ``EXPL_CLOSE``).
+            explanation_ids: ``B`` token-id lists, the teacher's (without ``EXPL_CLOSE``).
             closed: whether each completion had ``EXPL_CLOSE``.
             teacher_logprobs: optional ``B`` 1-D tensors ``[≥ len(explanation_ids[i])]`` of
-                ``ℓ_T`` (at ``τ_T``); extra trailing entries (close tag, padding) are ignored.
+                ``ℓ_T`` (at ``τ_T``), or None for a sample whose ``ℓ_T`` is to be computed.
             teacher_prompt_ids: the teacher's prompt ids, when ``ℓ_T`` is computed here.
+            systems: the student's system prompt per sample (a data set's ``system`` column).
 
         Returns:
             One dict per sample: ``reward``, ``solution_logprob_mean``, ``solution_logprob_min``,
@@ -580,6 +692,8 @@ class RLTReward:
                 f"batch fields differ in length: {n} questions, {len(solutions)} solutions, "
                 f"{len(explanation_ids)} explanations, {len(closed)} closed flags"
             )
+        if systems is not None and len(systems) != n:
+            raise RewardError(f"got {len(systems)} system prompts for {n} samples")
         explanation_ids = [[int(t) for t in e] for e in explanation_ids]
         # An id outside the embedding table is otherwise a bare IndexError deep in the forward.
         rows = self.student.get_input_embeddings().num_embeddings
@@ -591,37 +705,22 @@ class RLTReward:
                     f"(0..{rows - 1}); were the ids produced by another tokenizer?"
                 )
 
-        # ℓ_T: given, or one teacher forward.
-        lt: list[torch.Tensor] | None = None
+        segs = [
+            self.segments(str(q), str(s), None if systems is None else systems[i])
+            for i, (q, s) in enumerate(zip(questions, solutions))
+        ]
+        seqs, spans, scored = self._student_sequences(segs, explanation_ids)
+        # Given log-probs belong to the given ids; re-tokenised ones (canonical) need their own.
+        given = None
         if teacher_logprobs is not None:
             if len(teacher_logprobs) != n:
                 raise RewardError(f"got {len(teacher_logprobs)} teacher log-prob tensors for {n} samples")
-            lt = []
-            for i, (lp, e) in enumerate(zip(teacher_logprobs, explanation_ids)):
-                lp = torch.as_tensor(lp).detach().float().reshape(-1).cpu()
-                if lp.numel() < len(e):
-                    raise RewardError(
-                        f"sample {i}: {lp.numel()} teacher log-probs for {len(e)} explanation tokens"
-                    )
-                lp = lp[: len(e)]
-                if not bool(torch.isfinite(lp).all()):
-                    self._raise_non_finite("teacher", i, questions)
-                lt.append(lp)
-        elif self.teacher is not None:
-            prompts = (
-                [list(p) for p in teacher_prompt_ids]
-                if teacher_prompt_ids is not None
-                else self.teacher_prompt_ids(questions, solutions)
-            )
-            # Computed even when every KL coefficient is 0 (the ablation): the KL is still logged.
-            lt = self.compute_teacher_logprobs(prompts, explanation_ids, questions)
+            given = [lp if scored[i] == explanation_ids[i] else None for i, lp in enumerate(teacher_logprobs)]
+        # ℓ_T: given, or one teacher forward; computed even when every KL coefficient is 0 (the
+        # ablation), so the KL is still logged.
+        lt = self._teacher_logprobs(questions, solutions, scored, given, teacher_prompt_ids)
 
         # ℓ_S over E and A: one student forward for the whole batch.
-        seqs, spans = [], []
-        for q, s, e in zip(questions, solutions, explanation_ids):
-            ids, e_slice, a_slice = self.segments(str(q), str(s)).build(e)
-            seqs.append(ids)
-            spans.append([(e_slice.start, e_slice.stop), (a_slice.start, a_slice.stop)])
         ls = self._student_span_logprobs(seqs, spans)
 
         results = []
@@ -688,6 +787,7 @@ class RLTReward:
         solutions: Sequence[str],
         explanations: Sequence[str],
         closed: Sequence[bool] | None = None,
+        systems: Sequence[str | None] | None = None,
     ) -> list[dict[str, Any]]:
         """Score explanation *texts* (``rlt score``): they are tokenised with the student tokenizer.
 
@@ -698,7 +798,7 @@ class RLTReward:
             for e in explanations
         ]
         flags = [True] * len(ids) if closed is None else list(closed)
-        return self.score_ids(questions, solutions, ids, flags)
+        return self.score_ids(questions, solutions, ids, flags, systems=systems)
 
     # ----------------------------------------------------------------- TRL reward function
 
@@ -752,24 +852,30 @@ class RLTReward:
         if len(question) != n or len(solution) != n:
             raise RewardError(f"{n} completions but {len(question)} questions and {len(solution)} solutions")
         split_tok = self.teacher_tokenizer or self.student_tokenizer
+        pending, self.pending_teacher_logprobs = self.pending_teacher_logprobs, None
         if completion_ids is not None:
-            pairs = [explanation_token_ids(list(ids), split_tok, self.tags) for ids in completion_ids]
+            splits = [split_completion_ids(list(ids), split_tok, self.tags) for ids in completion_ids]
+            expl = [sp.ids for sp in splits]
+            closed = [sp.closed for sp in splits]
+            if pending is not None:
+                # Log-probs of sampled tokens fit only where the scored ids are the sampled ones.
+                pending = [lp if sp.sampled == len(sp.ids) else None for lp, sp in zip(pending, splits)]
         else:
-            pairs = []
+            expl, closed = [], []
             for c in completions or []:
                 ex = extract_explanation(as_text(c), self.tags)
-                text_ids = (
-                    self.student_tokenizer(ex.text, add_special_tokens=False)["input_ids"] if ex.text else []
-                )
-                pairs.append((text_ids, ex.closed))
-        expl = [p[0] for p in pairs]
-        closed = [p[1] for p in pairs]
+                expl.append(self.student_tokenizer(ex.text, add_special_tokens=False)["input_ids"] if ex.text else [])
+                closed.append(ex.closed)
 
-        pending, self.pending_teacher_logprobs = self.pending_teacher_logprobs, None
         prompt_ids = None
-        if pending is None and self.teacher is not None and prompts is not None:
+        needs_teacher = pending is None or any(lp is None for lp in pending)
+        has_teacher = self.teacher is not None or self.teacher_logprobs_fn is not None
+        if needs_teacher and has_teacher and prompts is not None:
             prompt_ids = self._prompt_ids(prompts)
-        comps = self.score_ids(question, solution, expl, closed, pending, prompt_ids)
+        systems = kwargs.get("system")
+        if systems is not None and len(systems) != n:
+            systems = None
+        comps = self.score_ids(question, solution, expl, closed, pending, prompt_ids, systems)
         self.last_components = comps
         if log_metric is not None:
             for name, value in summarize(comps).items():

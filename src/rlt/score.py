@@ -168,6 +168,10 @@ def prepare_rows(
         # A stored raw completion may still carry the explanation tags: keep only the explanation.
         if e.startswith(tags.explanation_open):
             e = e[len(tags.explanation_open) :]
+        # The student sequence supplies the opening padding (stratos); a data set's padded trace
+        # would otherwise stand after it twice.
+        if tags.padding and e.startswith(tags.padding):
+            e = e[len(tags.padding) :]
         if tags.explanation_close in e:
             e = e.split(tags.explanation_close, 1)[0]
             closed = True
@@ -191,7 +195,7 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
         from rlt.errors import ConfigError
 
         raise ConfigError(f"batch_size: must be > 0, got {args.batch_size}")
-    tags = get_tags(config.tag_format)
+    tags = get_tags(config.tag_format, config.chat_format)
     todo = prepare_rows(read_rows(args.input), args, tags)
     done = done_ids(args.output)  # also cuts a half-written last line
     pending = [t for t in todo if t[0] not in done]
@@ -224,6 +228,7 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
                 [b[4] for b in batch],
                 [student_tok(b[5], add_special_tokens=False)["input_ids"] if b[5] else [] for b in batch],
                 [b[6] for b in batch],
+                systems=[b[2].get("system") for b in batch],
             )
             out.write([{**b[2], **c, "id": b[1]} for b, c in zip(batch, comps)])
             progress.advance(task, len(batch))

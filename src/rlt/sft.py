@@ -90,9 +90,9 @@ def _tags(data_args: Any):
 
     name = getattr(data_args, "tag_format", "bespoke")
     try:
-        return get_tags(name)
+        return get_tags(name, getattr(data_args, "chat_format", "stratos"))
     except ValueError as err:
-        raise ConfigError(f"tag_format: {err}") from None
+        raise ConfigError(f"tag_format/chat_format: {err}") from None
 
 
 def _end_on_eos(ds: Any, eos: str | None) -> Any:

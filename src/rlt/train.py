@@ -193,9 +193,9 @@ class RLTTrainArguments:
 
 
 def _reward_fields_type(data_type: type) -> type:
-    """RLTRewardConfig's fields for the parser; ``tag_format`` is the data's, clashes are dropped."""
+    """RLTRewardConfig's fields for the parser; ``tag_format``/``chat_format`` are the data's, clashes are dropped."""
     others = [ModelArguments, data_type, RLTGRPOConfig, RLTTrainArguments]
-    drop = {"tag_format"} | clashing(others, RLTRewardConfig)
+    drop = {"tag_format", "chat_format"} | clashing(others, RLTRewardConfig)
     return without_fields(RLTRewardConfig, drop, name="RLTRewardArguments")
 
 
@@ -212,7 +212,10 @@ def parse_train_args(
     train_args.validate()
     try:
         reward_config = rebuild(
-            RLTRewardConfig, reward_fields, tag_format=getattr(data_args, "tag_format", "bespoke")
+            RLTRewardConfig,
+            reward_fields,
+            tag_format=getattr(data_args, "tag_format", "bespoke"),
+            chat_format=getattr(data_args, "chat_format", "stratos"),
         )
     except ValueError as err:
         if isinstance(err, ConfigError):
@@ -267,7 +270,6 @@ class RLTGRPOTrainer(GRPOTrainer):
         super().__init__(*args, **kwargs)
         self.rlt_reward = rlt_reward
         self.rlt_args = rlt_args or RLTTrainArguments(reward_funcs=["format"])
-        self._rlt_prompt_ids: list[list[int]] | None = None
         self._rlt_capture = False
         self._rlt_captured: torch.Tensor | None = None
         self._rlt_logged_step = -1
@@ -275,8 +277,13 @@ class RLTGRPOTrainer(GRPOTrainer):
         self.rlt_teacher_source_counts: Counter[str] = Counter()
         self.rlt_teacher_source = self._resolve_teacher_source()
         if rlt_reward is not None:
-            # The policy itself (never a copy); None where the reward gets ℓ_T from the trainer.
-            rlt_reward.teacher = self.model if self.rlt_teacher_source == "reward" else None
+            # The policy itself (never a copy), or TRL's own forward of it; the reward calls
+            # whichever it has on exactly the ids it scores (a straddled close tag re-tokenises one).
+            if self.rlt_teacher_source == "reward":
+                rlt_reward.teacher = self.model
+            else:
+                rlt_reward.teacher = None
+                rlt_reward.teacher_logprobs_fn = self.rlt_policy_logprobs
         if self.rlt_args.rlt_per_rank_logs:
             self.add_callback(RankLogCallback())
 
@@ -294,7 +301,6 @@ class RLTGRPOTrainer(GRPOTrainer):
 
     def _generate(self, prompts: list) -> tuple:
         out = super()._generate(prompts)
-        self._rlt_prompt_ids = [list(p) for p in out[0]]
         self._rlt_captured = None
         # Capture the next no-grad policy forward iff TRL is about to compute old_per_token_logps.
         self._rlt_capture = (
@@ -362,11 +368,8 @@ class RLTGRPOTrainer(GRPOTrainer):
                     for i, ids in enumerate(completion_ids_list)
                 ]
                 self.rlt_teacher_source_counts["captured"] += 1
-            elif self.rlt_teacher_source == "trainer" and self._rlt_prompt_ids is not None:
-                pending = self.rlt_policy_logprobs(
-                    self._rlt_prompt_ids, [list(x) for x in completion_ids_list]
-                )
-                self.rlt_teacher_source_counts["trainer"] += 1
+            elif self.rlt_teacher_source == "trainer":
+                self.rlt_teacher_source_counts["trainer"] += 1  # the reward calls rlt_policy_logprobs
             else:
                 self.rlt_teacher_source_counts["reward"] += 1
             reward.pending_teacher_logprobs = pending
@@ -428,9 +431,9 @@ def _tags(data_args: Any):
     from rlt.formats import get_tags
 
     try:
-        return get_tags(getattr(data_args, "tag_format", "bespoke"))
+        return get_tags(getattr(data_args, "tag_format", "bespoke"), getattr(data_args, "chat_format", "stratos"))
     except ValueError as err:
-        raise ConfigError(f"tag_format: {err}") from None
+        raise ConfigError(f"tag_format/chat_format: {err}") from None
 
 
 def _load_tokenizer(path: str, field_name: str) -> Any:
@@ -475,7 +478,7 @@ def build_dataset(
         system = reward_config.student_system_prompt
 
         def add_prompt(example: dict[str, Any]) -> dict[str, Any]:
-            return {"prompt": student_prompt(tokenizer, example["question"], tags, system)}
+            return {"prompt": student_prompt(tokenizer, example["question"], tags, data.row_system(example, system))}
 
         ds = rows.map(add_prompt, desc="rendering student prompts")
     missing = [c for c in ("prompt", "question", "solution") if c not in ds.column_names]
