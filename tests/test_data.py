@@ -9,6 +9,7 @@ from datasets import Dataset
 
 from rlt.cli import main as cli
 from rlt.data import (
+    VIEWS,
     DataArguments,
     load_rows,
     sharegpt_fields,
@@ -16,16 +17,27 @@ from rlt.data import (
     teacher_rl_view,
     teacher_sft_view,
 )
+from rlt.data import main as data_main
 from rlt.errors import DataError
-from rlt.formats import get_tags, student_system_prompt, teacher_system_prompt
-from rlt.models import char_tokenizer
+from rlt.formats import (
+    STRATOS_SYSTEM_PROMPT,
+    STRATOS_TEACHER_PROMPT,
+    get_tags,
+    student_sft_example,
+    student_system_prompt,
+    teacher_rl_prompt,
+    teacher_sft_example,
+    teacher_system_prompt,
+)
+from rlt.models import char_tokenizer, load_tokenizer
 
 ROWS = [
     {"problem": "start 1; +2 (mod 10)", "answer": "3", "trace": "1+2=3", "source": "a"},
     {"problem": "start 4; *2 (mod 10)", "answer": "8", "trace": "4*2=8", "source": "b"},
 ]
 MAP = {"question_column": "problem", "solution_column": "answer", "reasoning_trace_column": "trace"}
-TAGS = get_tags("bespoke")
+TAGS = get_tags("bespoke")  # the stratos chat format: "\n\n" padding inside every tag
+COMPACT = get_tags("bespoke", "compact")
 
 
 def write(path, rows, kind):
@@ -127,10 +139,10 @@ def test_sharegpt_conversations_are_read(monkeypatch):
         load_rows(args, need_trace=True)
     ds = load_rows(dataclasses.replace(args, on_bad_rows="drop"), need_trace=True)
     assert ds[0]["question"] == "start 1; +2"
-    assert ds[0]["reasoning_trace"] == "1+2=3" and ds[0]["solution"] == "3"
+    assert ds[0]["reasoning_trace"] == "\n\n1+2=3\n\n" and ds[0]["solution"] == "\n\n3\n\n"  # padding kept
     assert "conversations" not in ds.column_names and ds[0]["system"] == "sys"
     openai_style = [{"role": "user", "content": "q"}, {"role": "assistant", "content": reply}]
-    assert sharegpt_fields(openai_style, TAGS)["solution"] == "3"
+    assert sharegpt_fields(openai_style, TAGS)["solution"] == "\n\n3\n\n"
 
 
 def test_builtin_tasks_and_limit():
@@ -250,67 +262,75 @@ def digits():
     return load_rows(DataArguments(task="digits", task_size=3), need_trace=True)
 
 
-def test_teacher_rl_view(digits):
-    tok = char_tokenizer()
-    rl = teacher_rl_view(digits, tok, TAGS)
-    assert all(p.endswith(TAGS.explanation_open) for p in rl["prompt"])
+@pytest.mark.parametrize("fmt", [TAGS, COMPACT], ids=["stratos", "compact"])
+def test_teacher_rl_view(digits, fmt):
+    tok, pad = char_tokenizer(), fmt.padding
+    rl = teacher_rl_view(digits, tok, fmt)
+    assert all(p.endswith(fmt.explanation_open + pad) for p in rl["prompt"])
     assert rl["solution"] == digits["solution"] and rl["question"] == digits["question"]
     head = chat(
         tok,
         [
-            {"role": "system", "content": teacher_system_prompt(TAGS)},
+            {"role": "system", "content": teacher_system_prompt(fmt)},
             {"role": "user", "content": digits[0]["question"]},
         ],
         True,
     )
-    assert (
-        rl[0]["prompt"]
-        == f"{head}{TAGS.solution_open}{digits[0]['solution']}{TAGS.solution_close}\n\n{TAGS.explanation_open}"
+    sol = digits[0]["solution"]
+    assert rl[0]["prompt"] == (
+        f"{head}{fmt.solution_open}{pad}{sol}{pad}{fmt.solution_close}\n\n{fmt.explanation_open}{pad}"
     )
-    assert teacher_rl_view(digits, tok, TAGS, system="")[0]["prompt"].startswith("<|im_start|>user\n")
+    assert teacher_rl_view(digits, tok, fmt, system="")[0]["prompt"].startswith("<|im_start|>user\n")
     assert (
         "<|im_start|>system\nBe brief.<|im_end|>"
-        in teacher_rl_view(digits, tok, TAGS, system="Be brief.")[0]["prompt"]
+        in teacher_rl_view(digits, tok, fmt, system="Be brief.")[0]["prompt"]
     )
 
 
-def test_teacher_sft_view_is_the_full_chat(digits):
-    tok = char_tokenizer()
-    sft = teacher_sft_view(digits, tok, TAGS)
+@pytest.mark.parametrize("fmt", [TAGS, COMPACT], ids=["stratos", "compact"])
+def test_teacher_sft_view_is_the_full_chat(digits, fmt):
+    tok, pad = char_tokenizer(), fmt.padding
+    sft = teacher_sft_view(digits, tok, fmt)
     row = digits[0]
-    assistant = (
-        f"{TAGS.solution_open}{row['solution']}{TAGS.solution_close}\n\n"
-        f"{TAGS.explanation_open}{row['reasoning_trace']}{TAGS.explanation_close}"
-    )
+    solution = f"{fmt.solution_open}{pad}{row['solution']}{pad}{fmt.solution_close}"
+    prefix = f"{solution}\n\n{fmt.explanation_open}{pad}"
+    assistant = f"{prefix}{row['reasoning_trace']}{pad}{fmt.explanation_close}"
     messages = [
-        {"role": "system", "content": teacher_system_prompt(TAGS)},
+        {"role": "system", "content": teacher_system_prompt(fmt)},
         {"role": "user", "content": row["question"]},
     ]
-    assert sft[0]["prompt"] == chat(tok, messages, True)
+    # The warm-up's prompt is the RL prompt; its loss covers the rest of the explanation.
+    assert sft[0]["prompt"] == chat(tok, messages, True) + prefix
+    assert sft[0]["prompt"] == teacher_rl_view(digits, tok, fmt)[0]["prompt"]
     assert sft[0]["prompt"] + sft[0]["completion"] == chat(
         tok, [*messages, {"role": "assistant", "content": assistant}]
     )
-    assert sft[0]["completion"].startswith(TAGS.solution_open)
+    assert sft[0]["completion"] == f"{row['reasoning_trace']}{pad}{fmt.explanation_close}<|im_end|>\n"
 
 
-def test_student_sft_view_is_the_full_chat(digits):
-    tok = char_tokenizer()
+@pytest.mark.parametrize("fmt", [TAGS, COMPACT], ids=["stratos", "compact"])
+def test_student_sft_view_is_the_full_chat(digits, fmt):
+    tok, pad = char_tokenizer(), fmt.padding
     ds = digits.add_column("explanation", ["mine"] * len(digits))
-    st = student_sft_view(ds, tok, TAGS, explanation_column="explanation")
+    st = student_sft_view(ds, tok, fmt, explanation_column="explanation")
     row = ds[0]
-    assistant = f"{TAGS.think_open}mine{TAGS.think_close}\n\n{TAGS.solution_open}{row['solution']}{TAGS.solution_close}"
+    assistant = (
+        f"{fmt.think_open}{pad}mine{pad}{fmt.think_close}\n\n"
+        f"{fmt.solution_open}{pad}{row['solution']}{pad}{fmt.solution_close}"
+    )
     messages = [
-        {"role": "system", "content": student_system_prompt(TAGS)},
+        {"role": "system", "content": student_system_prompt(fmt)},
         {"role": "user", "content": row["question"]},
     ]
     assert st[0]["prompt"] + st[0]["completion"] == chat(
         tok, [*messages, {"role": "assistant", "content": assistant}]
     )
-    default = student_sft_view(digits, tok, TAGS, system="")
+    default = student_sft_view(digits, tok, fmt, system="")
     assert default[0]["prompt"] == chat(tok, [{"role": "user", "content": row["question"]}], True)
-    assert default[0]["completion"].startswith(TAGS.think_open + row["reasoning_trace"] + TAGS.think_close)
+    thought = f"{fmt.think_open}{pad}{row['reasoning_trace']}{pad}{fmt.think_close}"
+    assert default[0]["completion"].startswith(thought)
     with pytest.raises(DataError, match="missing column 'explanation'"):
-        student_sft_view(digits, tok, TAGS, explanation_column="explanation")
+        student_sft_view(digits, tok, fmt, explanation_column="explanation")
 
 
 def test_views_refuse_a_bad_explanation_with_its_row():
@@ -329,15 +349,22 @@ def test_views_refuse_a_bad_explanation_with_its_row():
         teacher_sft_view(ds.remove_columns("reasoning_trace"), tok, TAGS)
 
 
+def _assistant(text):
+    """The assistant turn of a rendered chat (the stratos system prompts name the solution tags too)."""
+    return text.rsplit("<|im_start|>assistant\n", 1)[1]
+
+
+@pytest.mark.parametrize("chat_format", ["stratos", "compact"])
 @pytest.mark.parametrize("tag_format", ["bespoke", "r1"])
-def test_already_tagged_solution_is_not_double_tagged(tag_format):
-    tok, tags = char_tokenizer(), get_tags(tag_format)
+def test_already_tagged_solution_is_not_double_tagged(tag_format, chat_format):
+    tok, tags = char_tokenizer(), get_tags(tag_format, chat_format)
     tagged = f"{tags.solution_open}5{tags.solution_close}"
     ds = Dataset.from_list([{"question": "q", "solution": tagged, "reasoning_trace": "t"}])
-    one = f"{tags.solution_open}5{tags.solution_close}"
-    assert teacher_rl_view(ds, tok, tags)[0]["prompt"].count(tags.solution_open) == 1
-    assert one in teacher_rl_view(ds, tok, tags)[0]["prompt"]
-    assert teacher_sft_view(ds, tok, tags)[0]["completion"].count(tags.solution_open) == 1
+    one = f"{tags.solution_open}{tags.padding}5{tags.padding}{tags.solution_close}"
+    rl = _assistant(teacher_rl_view(ds, tok, tags)[0]["prompt"])
+    assert rl.count(tags.solution_open) == 1 and one in rl
+    sft = teacher_sft_view(ds, tok, tags)[0]
+    assert _assistant(sft["prompt"] + sft["completion"]).count(tags.solution_open) == 1
     student = student_sft_view(ds, tok, tags)[0]["completion"]
     assert student.count(tags.solution_open) == 1 and one in student
 
@@ -359,9 +386,12 @@ def test_preview_digits_with_no_other_argument(capsys):
 def test_preview_of_a_file_without_trace_and_with_markup(tmp_path, capsys):
     path = rows_file(tmp_path, [{"q": "what is [bold]x[/bold]?", "a": "7"}])
     argv = ["data", "preview", "--dataset_name", path, "--question_column", "q", "--solution_column", "a"]
-    assert cli([*argv, "--tag_format", "r1", "--system_prompt", "", "--num_examples", "5"]) == 0
+    flags = ["--tag_format", "r1", "--chat_format", "compact", "--num_examples", "5"]
+    flags += ["--teacher_system_prompt", ""]
+    assert cli([*argv, *flags]) == 0
     out = capsys.readouterr().out
     assert "what is [bold]x[/bold]?" in out  # shown verbatim, not read as rich markup
+    assert "<|im_start|>system" not in out  # teacher_system_prompt '' = no system turn
     assert "<solution>7</solution>" in out and "no reasoning trace in this row" in out
     assert "1 rows shown" in out
 
@@ -389,17 +419,111 @@ def test_preview_help_and_errors(capsys):
     assert "on_bad_rows" in capsys.readouterr().err
 
 
-def test_student_view_allow_empty_keeps_empty_and_whitespace_explanations():
+@pytest.mark.parametrize(
+    ("chat_format", "expected"),
+    [("compact", ["", "\u000b", " x"]), ("stratos", ["", "\u000b", "\n\n x\n\n"])],
+)
+def test_student_view_allow_empty_keeps_empty_and_whitespace_explanations(chat_format, expected):
     # a teacher can write nothing but a control character; the demo distils its traces as they are
-    from datasets import Dataset
-
-    from rlt.formats import get_tags
-    from rlt.models import char_tokenizer
-
-    ds = Dataset.from_list([{"question": "q", "solution": "1", "explanation": e} for e in ("", "\u000b", " x")])
-    tok, tags = char_tokenizer(), get_tags("bespoke")
+    explanations = ("", "\u000b", " x")
+    ds = Dataset.from_list([{"question": "q", "solution": "1", "explanation": e} for e in explanations])
+    tok, tags = char_tokenizer(), get_tags("bespoke", chat_format)
     out = student_sft_view(ds, tok, tags, "explanation", system="", allow_empty=True)
     thoughts = [c.split(tags.think_open)[1].split(tags.think_close)[0] for c in out["completion"]]
-    assert thoughts == ["", "\u000b", " x"]
+    assert thoughts == expected  # stratos pads a field, but a blank one stays blank
     with pytest.raises(DataError, match="row 0: explanation is empty"):
         student_sft_view(ds.select([1, 2]), tok, tags, "explanation", system="")  # whitespace only
+
+
+def _json_lines(out):
+    return [json.loads(line) for line in out.splitlines()]  # every stdout line is one JSON object
+
+
+def _tokens(tok, text):
+    return len(tok(text, add_special_tokens=False).input_ids)
+
+
+def test_preview_json_is_what_the_formats_render(capsys):
+    argv = "preview --task digits --num_examples 2 --json true --chat_format compact".split()
+    assert data_main(argv) == 0
+    records = _json_lines(capsys.readouterr().out)
+    assert len(records) == 2
+    tok, tags = char_tokenizer(), COMPACT
+    rows = load_rows(DataArguments(task="digits", limit=2), need_trace=True)
+    for i, (rec, row) in enumerate(zip(records, rows)):
+        q, s, trace = row["question"], row["solution"], row["reasoning_trace"]
+        sft = teacher_sft_example(tok, q, s, trace, tags)
+        st = student_sft_example(tok, q, s, trace, tags)
+        assert rec == {
+            "row": i,
+            "teacher_prompt": teacher_rl_prompt(tok, q, s, tags),
+            "teacher_completion": sft["completion"],
+            "student_prompt": st["prompt"],
+            "student_completion": st["completion"],
+            **{f"{v}_tokens": _tokens(tok, rec[v]) for v in VIEWS},
+        }
+        assert sft["prompt"] == rec["teacher_prompt"]  # the warm-up continues the RL prompt
+
+
+def test_preview_json_system_prompts_and_rows_without_trace(tmp_path, capsys):
+    rows = [
+        {"question": "q0", "solution": "1", "reasoning_trace": "t0", "system": "Row system."},
+        {"question": "q1", "solution": "2", "reasoning_trace": "", "system": "Row system."},
+    ]
+    path = rows_file(tmp_path, rows)
+    base = ["preview", "--dataset_name", path, "--json", "true", "--chat_format", "compact"]
+
+    def run(*flags):
+        assert data_main([*base, *flags]) == 0
+        return _json_lines(capsys.readouterr().out)
+
+    first, second = run()
+    assert "<|im_start|>system\nRow system.<|im_end|>" in first["student_prompt"]  # the row's system column
+    assert first["teacher_prompt"].startswith(f"<|im_start|>system\n{teacher_system_prompt(COMPACT)}")
+    assert second["teacher_prompt"].endswith(COMPACT.explanation_open) and second["teacher_prompt_tokens"] > 0
+    for view in VIEWS[1:]:
+        assert second[view] is None and second[f"{view}_tokens"] is None
+    first, _ = run("--student_system_prompt", "Mine.", "--teacher_system_prompt", "")
+    assert "<|im_start|>system\nMine.<|im_end|>" in first["student_prompt"]
+    assert first["teacher_prompt"].startswith("<|im_start|>user\nq0")
+    first, _ = run("--student_system_prompt", "")
+    assert first["student_prompt"].startswith("<|im_start|>user\nq0")
+
+
+STRATOS_REPLY = (
+    "<|begin_of_thought|>\n\nOne and one make two.\n\n<|end_of_thought|>\n\n"
+    "<|begin_of_solution|>\n\nThe answer is \\boxed{2}.\n\n<|end_of_solution|>"
+)
+
+
+def test_preview_json_qwen_tokenizer_stratos_data(tmp_path, capsys):
+    from rlt.models import save_tiny_model
+
+    model_dir = str(save_tiny_model(tmp_path / "qwen", size="nano", tokenizer="qwen2.5"))
+    system = "Think step by step."
+    question = "Return your final response within \\boxed{}. What is 1 + 1?"
+    row = {
+        "system": system,
+        "conversations": [{"from": "user", "value": question}, {"from": "assistant", "value": STRATOS_REPLY}],
+    }
+    argv = ["preview", "--dataset_name", rows_file(tmp_path, [row]), "--model_name_or_path", model_dir]
+    assert data_main([*argv, "--json", "true"]) == 0
+    (rec,) = _json_lines(capsys.readouterr().out)
+    turns = f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n"
+    assert rec["student_prompt"] == turns + "<|im_start|>assistant\n"  # the row's system column
+    assert rec["student_completion"] == STRATOS_REPLY + "<|im_end|>\n"  # the data's padding, exactly
+    assert rec["teacher_prompt"].startswith(f"<|im_start|>system\n{STRATOS_TEACHER_PROMPT}<|im_end|>")
+    assert rec["teacher_prompt"].endswith(
+        "<|im_start|>assistant\n<|begin_of_solution|>\n\nThe answer is \\boxed{2}.\n\n<|end_of_solution|>"
+        "\n\n<|begin_of_explanation|>\n\n"
+    )
+    assert rec["teacher_completion"] == "One and one make two.\n\n<|end_of_explanation|><|im_end|>\n"
+    tok = load_tokenizer(model_dir)
+    for view in VIEWS:
+        assert rec[f"{view}_tokens"] == _tokens(tok, rec[view]) > 0
+    assert rec["student_completion_tokens"] < len(rec["student_completion"])  # BPE, not characters
+    # The rich preview renders the same chats: the row's system prompt, not STRATOS_SYSTEM_PROMPT.
+    assert data_main(argv) == 0
+    out = capsys.readouterr().out
+    assert system in out and STRATOS_SYSTEM_PROMPT[:40] not in out
+    assert "chat format 'stratos'" in out

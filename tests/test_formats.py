@@ -1,6 +1,7 @@
 import pytest
 
 from rlt.formats import (
+    CHAT_FORMATS,
     TAG_SETS,
     explanation_token_ids,
     extract_explanation,
@@ -22,32 +23,34 @@ def tok():
     return char_tokenizer()
 
 
+@pytest.mark.parametrize("chat", CHAT_FORMATS)
 @pytest.mark.parametrize("fmt", sorted(TAG_SETS))
-def test_teacher_rl_prompt_is_prefix_of_sft_example(tok, fmt):
-    tags = get_tags(fmt)
+def test_warmup_prompt_is_the_rl_prompt(tok, fmt, chat):
+    tags = get_tags(fmt, chat)
+    pad = "\n\n" if chat == "stratos" else ""
     rl = teacher_rl_prompt(tok, Q, S, tags)
-    assert rl.endswith(tags.explanation_open)
+    assert rl.endswith(f"{tags.solution_open}{pad}{S}{pad}{tags.solution_close}\n\n{tags.explanation_open}{pad}")
     sft = teacher_sft_example(tok, Q, S, E, tags)
-    full = sft["prompt"] + sft["completion"]
-    assert full.startswith(rl)
-    # The completion after the RL prompt is the explanation, the close tag and the end of the turn.
-    assert full[len(rl) :] == f"{E}{tags.explanation_close}<|im_end|>\n"
-    # The SFT completion is the whole assistant turn: solution, then the explanation.
-    assert sft["completion"].startswith(f"{tags.solution_open}{S}{tags.solution_close}\n\n{tags.explanation_open}")
+    # The warm-up's loss starts where the RL prompt ends: the solution is in the prompt (masked).
+    assert sft["prompt"] == rl
+    assert sft["completion"] == f"{E}{pad}{tags.explanation_close}<|im_end|>\n"
 
 
+@pytest.mark.parametrize("chat", CHAT_FORMATS)
 @pytest.mark.parametrize("fmt", sorted(TAG_SETS))
-def test_student_segments_give_exact_spans(tok, fmt):
-    tags = get_tags(fmt)
+def test_student_segments_give_exact_spans(tok, fmt, chat):
+    tags = get_tags(fmt, chat)
     seg = student_segments(tok, Q, S, tags)
     expl_ids = tok(E, add_special_tokens=False)["input_ids"]
     ids, e_span, s_span = seg.build(expl_ids)
     assert ids[e_span] == expl_ids
-    assert tok.decode(ids[s_span]) == S
-    # The segments are the student SFT rendering, token for token.
+    assert tok.decode(ids[s_span]) == tags.padding + S + tags.padding
+    # The segments are the student SFT rendering, token for token (a padded explanation in stratos).
     ex = student_sft_example(tok, Q, S, E, tags)
+    if chat == "stratos":
+        ids, e_span, s_span = seg.build(tok(E + "\n\n", add_special_tokens=False)["input_ids"])
     assert tok.decode(ids) == ex["prompt"] + ex["completion"]
-    assert tok.decode(ids[: e_span.start]).endswith(tags.think_open)
+    assert tok.decode(ids[: e_span.start]).endswith(tags.think_open + tags.padding)
     assert tok.decode(ids[e_span.stop :]).startswith(tags.think_close)
 
 
@@ -55,7 +58,7 @@ def test_student_segments_with_empty_explanation(tok, tags):
     seg = student_segments(tok, Q, S, tags)
     ids, e_span, s_span = seg.build([])
     assert e_span.start == e_span.stop
-    assert tok.decode(ids[s_span]) == S
+    assert tok.decode(ids[s_span]).strip() == S
 
 
 def test_tagged_solution_is_not_double_tagged(tags):

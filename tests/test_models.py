@@ -1,9 +1,20 @@
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from rlt.cli import main as cli
+from rlt.errors import ConfigError
 from rlt.formats import TAG_SETS
-from rlt.models import TINY_SIZES, char_tokenizer, load_tokenizer, tiny_config, tiny_model
+from rlt.models import (
+    TINY_SIZES,
+    char_tokenizer,
+    load_model_and_tokenizer,
+    load_tokenizer,
+    tiny_config,
+    tiny_model,
+)
+from rlt.models import main as models_main
+from rlt.qwen import VOCAB_SIZE
 
 
 def test_tokenizer_covers_tasks_and_tags():
@@ -47,3 +58,78 @@ def test_tiny_model_default_size_and_bad_size(tmp_path, capsys):
     assert "tiny" in capsys.readouterr().out
     assert cli(["tiny-model", "--out", str(tmp_path / "x"), "--size", "huge"]) == 2
     assert "unknown tiny model size 'huge'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- the real Qwen2.5 tokenizer
+
+QWEN_SPECIALS = {
+    "<|endoftext|>": 151643,
+    "<|im_start|>": 151644,
+    "<|im_end|>": 151645,
+    "<|file_sep|>": 151664,
+}
+
+
+def test_qwen_tokenizer_ids(qwen_tok):
+    assert qwen_tok("Hello world", add_special_tokens=False)["input_ids"] == [9707, 1879]
+    assert len(qwen_tok) == 151665
+    for token, i in QWEN_SPECIALS.items():
+        assert qwen_tok.convert_tokens_to_ids(token) == i
+        assert qwen_tok(token, add_special_tokens=False)["input_ids"] == [i]  # atomic
+    assert (qwen_tok.eos_token, qwen_tok.pad_token, qwen_tok.bos_token) == (
+        "<|im_end|>",
+        "<|endoftext|>",
+        None,
+    )
+
+
+@pytest.fixture(scope="module")
+def qwen_tiny_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("qwen_tiny")
+    assert models_main(["--out", str(out), "--tokenizer", "qwen2.5", "--size", "nano"]) == 0
+    return out
+
+
+def test_qwen_tiny_model_saved_with_its_tokenizer(qwen_tiny_dir, qwen_tok):
+    model, tok = load_model_and_tokenizer(str(qwen_tiny_dir))
+    assert model.get_input_embeddings().weight.shape == (VOCAB_SIZE, TINY_SIZES["nano"].hidden_size)
+    assert VOCAB_SIZE == 151936
+    cfg, gen = model.config, model.generation_config
+    assert (cfg.pad_token_id, cfg.eos_token_id, cfg.bos_token_id) == (151643, 151645, None)
+    assert (gen.pad_token_id, gen.eos_token_id) == (151643, 151645)
+    assert len(tok) == len(qwen_tok) and tok.chat_template == qwen_tok.chat_template
+    for text in (
+        "Hello world",
+        "<|im_start|>user\nstart 7; +5 (mod 10)<|im_end|>\n",
+        "héllo  12345\n\n<think>",
+        "",
+    ):
+        assert (
+            tok(text, add_special_tokens=False)["input_ids"]
+            == qwen_tok(text, add_special_tokens=False)["input_ids"]
+        )
+    reloaded = load_tokenizer(str(qwen_tiny_dir))
+    assert reloaded.get_vocab() == qwen_tok.get_vocab()
+    text = tok.apply_chat_template(
+        [{"role": "user", "content": "Hello world"}], tokenize=False, add_generation_prompt=True
+    )
+    assert text.startswith("<|im_start|>system\nYou are Qwen")  # Qwen2.5-Instruct's default system prompt
+    ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    assert ids[0, 0].item() == 151644
+    assert ids[0, -3:].tolist() == [151644, 77091, 198]  # <|im_start|>assistant\n
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits
+    assert logits.shape == (1, ids.shape[1], VOCAB_SIZE) and torch.isfinite(logits).all()
+
+
+def test_tiny_model_in_memory_with_qwen_tokenizer():
+    model, tok = tiny_model("nano", seed=0, tokenizer="qwen2.5")
+    assert model.config.vocab_size == VOCAB_SIZE and tok.eos_token_id == 151645
+
+
+def test_tiny_model_unknown_tokenizer(tmp_path):
+    with pytest.raises(ConfigError, match=r"tokenizer: unknown tokenizer 'bogus'.*char.*qwen2\.5"):
+        models_main(["--out", str(tmp_path), "--tokenizer", "bogus"])
+    assert not (tmp_path / "config.json").exists()
+    with pytest.raises(ValueError, match="unknown tokenizer 'bogus'"):
+        tiny_model("nano", tokenizer="bogus")

@@ -14,7 +14,8 @@ from rlt.formats import get_tags, student_sft_example, teacher_rl_prompt
 from rlt.models import char_tokenizer, tiny_model
 from rlt.reward import RLTReward, RLTRewardConfig, chunked_token_logprobs, parse_coefs
 
-TAGS = get_tags("bespoke")
+# The character tokenizer and tiny models: the compact chat (no padding, short prompts).
+TAGS = get_tags("bespoke", "compact")
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def _naive_logprobs(model, ids: list[int], temperature: float) -> torch.Tensor:
 
 def naive_reward(student, teacher, tok, question, solution, explanation, closed=True, cfg=None):
     """The reward computed independently: rendered strings, full forward passes, full log-softmax."""
-    cfg = cfg or RLTRewardConfig()
+    cfg = cfg or RLTRewardConfig(chat_format="compact")
     ex = student_sft_example(tok, question, solution, explanation, TAGS)
     full = ex["prompt"] + ex["completion"]
     # Character tokenizer: positions follow from string lengths of the rendered pieces.
@@ -83,7 +84,9 @@ def _random_batch(n: int, seed: int):
 
 def test_hand_checkable_reward(models):
     student, teacher, tok = models
-    reward = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    reward = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
     q, s, e = "What is 2 + 3?", "5", "Two plus three: count up 3 from 2, giving 5."
     got = reward.score_texts([q], [s], [e])[0]
     want = naive_reward(student, teacher, tok, q, s, e)
@@ -102,7 +105,9 @@ def test_hand_checkable_reward(models):
 
 def test_agrees_with_naive_reference_on_random_batches(models):
     student, teacher, tok = models
-    reward = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    reward = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
     for seed in range(2):
         qs, ss, es = _random_batch(5, seed)
         got = reward.score_texts(qs, ss, es)
@@ -115,24 +120,30 @@ def test_agrees_with_naive_reference_on_random_batches(models):
 def test_independent_of_batch_padding_side_and_chunk_size(models):
     student, teacher, tok = models
     qs, ss, es = _random_batch(6, seed=3)
-    base = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    base = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
     batch = [c["reward"] for c in base.score_texts(qs, ss, es)]
     alone = [base.score_texts([q], [s], [e])[0]["reward"] for q, s, e in zip(qs, ss, es)]
     assert batch == pytest.approx(alone, abs=1e-5)
     for kw in ({"padding_side": "left"}, {"chunk_size": 1}, {"chunk_size": 7}, {"micro_batch_size": 4}):
-        other = RLTReward(student, tok, RLTRewardConfig(**kw), teacher=teacher, teacher_tokenizer=tok)
+        other = RLTReward(
+            student, tok, RLTRewardConfig(chat_format="compact", **kw), teacher=teacher, teacher_tokenizer=tok
+        )
         assert [c["reward"] for c in other.score_texts(qs, ss, es)] == pytest.approx(batch, abs=1e-5), kw
 
 
 def test_given_teacher_logprobs_equal_computed(models):
     student, teacher, tok = models
-    reward = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    reward = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
     qs, ss, es = _random_batch(3, seed=4)
     ids = [_ids(tok, e) for e in es]
     computed = reward.score_ids(qs, ss, ids, [True] * 3)
     lt = reward.compute_teacher_logprobs(reward.teacher_prompt_ids(qs, ss), ids)
     padded = [torch.cat([x, torch.zeros(5)]) for x in lt]  # trailing entries (close tag, padding) ignored
-    given = RLTReward(student, tok, RLTRewardConfig()).score_ids(
+    given = RLTReward(student, tok, RLTRewardConfig(chat_format="compact")).score_ids(
         qs, ss, ids, [True] * 3, teacher_logprobs=padded
     )
     assert [c["reward"] for c in given] == pytest.approx([c["reward"] for c in computed], abs=1e-6)
@@ -142,7 +153,7 @@ def test_given_teacher_logprobs_equal_computed(models):
 
 def test_temperatures_enter_as_in_the_spec(models):
     student, teacher, tok = models
-    cfg = RLTRewardConfig(student_temperature=1.3, teacher_temperature=0.5)
+    cfg = RLTRewardConfig(chat_format="compact", student_temperature=1.3, teacher_temperature=0.5)
     reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
     q, s, e = "Compute 6*7.", "42", "six sevens are forty-two"
     got = reward.score_texts([q], [s], [e])[0]
@@ -155,7 +166,9 @@ def test_temperatures_enter_as_in_the_spec(models):
 
 def test_penalties_are_finite(models):
     student, teacher, tok = models
-    reward = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    reward = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
     close = _ids(tok, TAGS.explanation_close)
     q, s = "What is 1+1?", "2"
     cases = {
@@ -180,8 +193,8 @@ def test_penalties_are_finite(models):
     assert not comps["no_close"]["closed"] and comps["no_close"]["num_explanation_tokens"] == len(
         "one and one"
     )
-    # An empty explanation: its KL statistics take the documented worst case W = log(V).
-    w = math.log(student.get_output_embeddings().weight.shape[0])
+    # An empty explanation: its KL statistics take W = empty_term_value (1, the released code's value).
+    w = 1.0
     empty = comps["empty"]
     assert empty["num_explanation_tokens"] == 0 and empty["kl_mean"] == empty["kl_max"] == pytest.approx(w)
     assert empty["reward"] == pytest.approx(
@@ -194,7 +207,7 @@ def test_penalties_are_finite(models):
 
 def test_empty_solution_is_worst_case_and_penalised(models):
     student, _, tok = models
-    reward = RLTReward(student, tok, RLTRewardConfig(empty_term_value=10.0))
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact", empty_term_value=10.0))
     got = reward.score_texts(["q"], [""], ["something"])[0]
     assert got["num_solution_tokens"] == 0
     assert got["solution_logprob_mean"] == got["solution_logprob_min"] == -10.0
@@ -203,7 +216,7 @@ def test_empty_solution_is_worst_case_and_penalised(models):
 
 def test_zero_kl_coefficients_give_solution_terms_plus_penalty(models):
     student, teacher, tok = models
-    cfg = RLTRewardConfig(kl_coefs=[(0.0, "mean"), (0.0, "max")])
+    cfg = RLTRewardConfig(chat_format="compact", kl_coefs=[(0.0, "mean"), (0.0, "max")])
     reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
     qs, ss, es = _random_batch(3, seed=5)
     got = reward.score_texts(qs, ss, es, closed=[True, False, True])
@@ -216,7 +229,7 @@ def test_zero_kl_coefficients_give_solution_terms_plus_penalty(models):
 
 def test_without_teacher_kl_is_none(models):
     student, teacher, tok = models
-    reward = RLTReward(student, tok)
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"))
     q, s, e = "What is 2 + 3?", "5", "count up"
     got = reward.score_texts([q], [s], [e])[0]
     assert got["kl_mean"] is None and got["kl_max"] is None
@@ -255,8 +268,13 @@ def test_nan_logits_name_the_sample(models):
 
 
 def test_config_validation_and_coefficient_forms():
-    assert RLTRewardConfig(solution_coefs=[[2, "mean"]]).solution_coefs == [(2.0, "mean")]
-    assert RLTRewardConfig(kl_coefs="3:mean, 0.03:max").kl_coefs == [(3.0, "mean"), (0.03, "max")]
+    assert RLTRewardConfig(chat_format="compact", solution_coefs=[[2, "mean"]]).solution_coefs == [
+        (2.0, "mean")
+    ]
+    assert RLTRewardConfig(chat_format="compact", kl_coefs="3:mean, 0.03:max").kl_coefs == [
+        (3.0, "mean"),
+        (0.03, "max"),
+    ]
     assert parse_coefs("1:min", "x", ("min",)) == [(1.0, "min")]
     for kwargs, name in [
         ({"solution_coefs": [(1.0, "max")]}, "solution_coefs"),
@@ -268,7 +286,7 @@ def test_config_validation_and_coefficient_forms():
         ({"tag_format": "xml"}, "tag_format"),
     ]:
         with pytest.raises(ConfigError, match=name):
-            RLTRewardConfig(**kwargs)
+            RLTRewardConfig(chat_format="compact", **kwargs)
 
 
 # --------------------------------------------------------------------------- TRL signature
@@ -278,7 +296,7 @@ def test_trl_call_signature_and_metrics(models):
     from trl.trainer.utils import get_callable_name
 
     student, teacher, tok = models
-    reward = RLTReward(student, tok, RLTRewardConfig(), teacher_tokenizer=tok)
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"), teacher_tokenizer=tok)
     reward.teacher = teacher  # as a trainer does, after construction
     assert get_callable_name(reward) == "rlt" and not isinstance(reward, nn.Module)
     qs, ss, es = _random_batch(4, seed=6)
@@ -363,9 +381,15 @@ def test_chunked_token_logprobs_flags_non_finite_logits():
 def test_offload_student_gives_the_same_numbers(models):
     student, teacher, tok = models
     qs, ss, es = _random_batch(2, seed=7)
-    plain = RLTReward(student, tok, RLTRewardConfig(), teacher=teacher, teacher_tokenizer=tok)
+    plain = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
     offload = RLTReward(
-        student, tok, RLTRewardConfig(offload_student=True), teacher=teacher, teacher_tokenizer=tok
+        student,
+        tok,
+        RLTRewardConfig(chat_format="compact", offload_student=True),
+        teacher=teacher,
+        teacher_tokenizer=tok,
     )
     want = [c["reward"] for c in plain.score_texts(qs, ss, es)]
     assert [c["reward"] for c in offload.score_texts(qs, ss, es)] == pytest.approx(want, abs=1e-6)

@@ -47,10 +47,11 @@ def test_warmup_trains_on_the_completion_only(tiny_model_dir, tmp_path):
     first = next(i for i, x in enumerate(labels) if x != -100)
     assert all(x == -100 for x in labels[:first]) and labels[first:] == ids[first:]
     prompt, completion = tok.decode(ids[:first]), tok.decode(ids[first:])
-    # the prompt is the teacher chat up to the assistant turn; the completion is the whole turn
-    assert prompt.endswith("<|im_start|>assistant\n") and "start " in prompt
-    assert completion.startswith(TAGS.solution_open)
-    assert TAGS.explanation_open in completion
+    # The loss is on the explanation only (the official warm-up): the prompt runs up to the
+    # explanation-open tag, the solution included; the completion is the explanation and its close.
+    assert prompt.endswith(TAGS.explanation_open) and "start " in prompt
+    assert f"<|im_start|>assistant\n{TAGS.solution_open}" in prompt
+    assert TAGS.solution_open not in completion and TAGS.explanation_open not in completion
     assert completion.endswith(f"{TAGS.explanation_close}<|im_end|>")  # one EOS, not <|im_end|>\n<|im_end|>
 
 

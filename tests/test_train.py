@@ -108,20 +108,32 @@ def compare_with_reward_forward(trainer) -> None:
     reward = trainer.rlt_reward
     original = reward.score_ids
 
-    def checked(
-        questions, solutions, explanation_ids, closed, teacher_logprobs=None, teacher_prompt_ids=None
-    ):
-        if teacher_logprobs is not None:
-            reward.teacher = trainer.model
-            mine = reward.compute_teacher_logprobs(
-                reward.teacher_prompt_ids(questions, solutions), explanation_ids
-            )
+    def own_forward(prompt_ids, explanation_ids):
+        reward.teacher = trainer.model
+        try:
+            return reward.compute_teacher_logprobs(prompt_ids, explanation_ids)
+        finally:
             reward.teacher = None
+
+    def checked(questions, solutions, explanation_ids, closed, teacher_logprobs=None, teacher_prompt_ids=None,
+                systems=None):  # fmt: skip
+        if teacher_logprobs is not None:
+            mine = own_forward(reward.teacher_prompt_ids(questions, solutions), explanation_ids)
             for a, b, e in zip(teacher_logprobs, mine, explanation_ids):
                 torch.testing.assert_close(a[: len(e)], b, atol=1e-4, rtol=1e-4)
-        return original(questions, solutions, explanation_ids, closed, teacher_logprobs, teacher_prompt_ids)
+        return original(questions, solutions, explanation_ids, closed, teacher_logprobs, teacher_prompt_ids, systems)
 
     reward.score_ids = checked
+    fn = reward.teacher_logprobs_fn
+    if fn is not None:  # the trainer's own forward, called by the reward on the ids it scores
+
+        def checked_fn(prompt_ids, explanation_ids):
+            got = fn(prompt_ids, explanation_ids)
+            for a, b, e in zip(got, own_forward(prompt_ids, explanation_ids), explanation_ids):
+                torch.testing.assert_close(a[: len(e)], b, atol=1e-4, rtol=1e-4)
+            return got
+
+        reward.teacher_logprobs_fn = checked_fn
 
 
 def test_teacher_logprob_sources_agree(warm_teacher, tiny_student_dir, tmp_path):

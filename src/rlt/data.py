@@ -453,9 +453,26 @@ class PreviewArguments:
         },
     )
     num_examples: int = field(default=2, metadata={"help": "Rows to show."})
-    system_prompt: str | None = field(
+    teacher_system_prompt: str | None = field(
         default=None,
-        metadata={"help": "System prompt of both chats; None = each role's default, '' = no system turn."},
+        metadata={
+            "help": "Teacher system prompt; None = the chat format's (stratos: the official one), '' = none."
+        },
+    )
+    student_system_prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": "Student system prompt; None = the data's `system` column, else the chat format's "
+            "(stratos: STRATOS_SYSTEM_PROMPT), '' = none."
+        },
+    )
+    json: bool = field(
+        default=False,
+        metadata={
+            "help": "Print one JSON object per row (JSON Lines, nothing else on stdout): the exact strings "
+            "teacher_prompt, teacher_completion, student_prompt, student_completion and their token counts "
+            "(*_tokens); null where the row has no reasoning trace."
+        },
     )
 
 
@@ -469,13 +486,14 @@ Subcommands of `rlt data`:
   preview   load a data set (hub id, local .json/.jsonl/.parquet/.csv file or folder) or a
             built-in task, map and validate its columns, and print the first rows as the
             teacher RL prompt, the teacher SFT completion and the student example, each
-            with its token count.
+            with its token count (--json true: one JSON object per row, the exact strings).
 
 Examples:
   rlt data preview --task digits
   rlt data preview --dataset_name data/train.jsonl --question_column problem \\
       --solution_column answer --reasoning_trace_column trace
   rlt data preview --config recipes/tiny/teacher_rlt.yaml --model_name_or_path runs/tiny/teacher
+  rlt data preview --task digits --chat_format compact --json true > preview.jsonl
 
 `rlt data preview --help` lists every field."""
 
@@ -486,6 +504,8 @@ PREVIEW_DESCRIPTION = (
     "With neither --task nor --dataset_name, the built-in digits task is used."
 )
 
+VIEWS = ("teacher_prompt", "teacher_completion", "student_prompt", "student_completion")
+
 
 def _preview_parser() -> Any:
     from trl import TrlParser
@@ -495,41 +515,67 @@ def _preview_parser() -> Any:
     )
 
 
-def preview(data_args: DataArguments, args: PreviewArguments, console: Any = None) -> int:
-    """Print the first ``args.num_examples`` rows rendered in the three views; returns the row count."""
-    from rich.console import Console
+def _has_trace(row: dict[str, Any]) -> bool:
+    trace = row.get("reasoning_trace")
+    return isinstance(trace, str) and bool(trace.strip())
+
+
+def render_views(
+    tokenizer: PreTrainedTokenizerBase, row: dict[str, Any], tags: TagSet, args: PreviewArguments
+) -> dict[str, str | None]:
+    """The exact strings the stages train on for ``row`` (:data:`VIEWS`); None where they need a trace.
+
+    ``teacher_prompt`` is the RL prompt; ``teacher_completion`` the SFT warm-up's completion
+    (which continues that prompt); ``student_*`` the distillation example, whose system
+    prompt is ``args.student_system_prompt``, else the row's ``system`` column, else the default.
+    """
+    q, s = row["question"], row["solution"]
+    views: dict[str, str | None] = dict.fromkeys(VIEWS)
+    views["teacher_prompt"] = teacher_rl_prompt(tokenizer, q, s, tags, args.teacher_system_prompt)
+    if _has_trace(row):
+        trace = row["reasoning_trace"]
+        sft = teacher_sft_example(tokenizer, q, s, trace, tags, args.teacher_system_prompt)
+        st = student_sft_example(tokenizer, q, s, trace, tags, row_system(row, args.student_system_prompt))
+        views.update(
+            teacher_completion=sft["completion"],
+            student_prompt=st["prompt"],
+            student_completion=st["completion"],
+        )
+    return views
+
+
+def _token_count(tokenizer: PreTrainedTokenizerBase, text: str | None) -> int | None:
+    return None if text is None else len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _preview_json(
+    rows: Dataset, tokenizer: PreTrainedTokenizerBase, tags: TagSet, args: PreviewArguments
+) -> None:
+    import json
+
+    for i, row in enumerate(rows):
+        views = render_views(tokenizer, row, tags, args)
+        record: dict[str, Any] = {"row": i, **views}
+        record.update({f"{k}_tokens": _token_count(tokenizer, v) for k, v in views.items()})
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+
+
+def _preview_rich(
+    rows: Dataset, tokenizer: PreTrainedTokenizerBase, tags: TagSet, args: PreviewArguments, console: Any
+) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
-    from rlt.models import char_tokenizer, load_tokenizer
-
-    if args.num_examples < 1:
-        raise DataError(f"num_examples: must be >= 1, got {args.num_examples}")
-    console = console or Console()
-    tokenizer = load_tokenizer(args.model_name_or_path) if args.model_name_or_path else char_tokenizer()
-    tags = get_tags(data_args.tag_format)
-    limit = args.num_examples if data_args.limit is None else min(data_args.limit, args.num_examples)
-    rows = load_rows(dataclasses.replace(data_args, limit=limit))
-
-    def count(text: str) -> int:
-        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
-
     def panel(text: str, title: str) -> Any:
         # Text, not a str: data may contain "[...]" or ":name:" that rich would read as markup.
-        return Panel(Text(text), title=f"{title} ({count(text)} tokens)", title_align="left")
+        title = f"{title} ({_token_count(tokenizer, text)} tokens)"
+        return Panel(Text(text), title=title, title_align="left")
 
-    system = args.system_prompt
-    has_trace = "reasoning_trace" in rows.column_names
     for i, row in enumerate(rows):
+        views = render_views(tokenizer, row, tags, args)
         console.rule(f"row {i}")
-        console.print(
-            panel(
-                teacher_rl_prompt(tokenizer, row["question"], row["solution"], tags, system),
-                "teacher RL prompt",
-            )
-        )
-        trace = row.get("reasoning_trace")
-        if not (isinstance(trace, str) and trace.strip()):
+        console.print(panel(views["teacher_prompt"], "teacher RL prompt"))
+        if views["teacher_completion"] is None:
             console.print(
                 Text(
                     "no reasoning trace in this row: the teacher SFT and student examples need one "
@@ -537,13 +583,38 @@ def preview(data_args: DataArguments, args: PreviewArguments, console: Any = Non
                 )
             )
             continue
-        sft = teacher_sft_example(tokenizer, row["question"], row["solution"], trace, tags, system)
-        console.print(panel(sft["completion"], "teacher SFT completion"))
-        st = student_sft_example(tokenizer, row["question"], row["solution"], trace, tags, system)
-        console.print(panel(st["prompt"] + st["completion"], "student example"))
-    note = "" if has_trace else ", no reasoning_trace column"
+        console.print(panel(views["teacher_completion"], "teacher SFT completion"))
+        console.print(panel(views["student_prompt"] + views["student_completion"], "student example"))
+
+
+def preview(data_args: DataArguments, args: PreviewArguments, console: Any = None) -> int:
+    """Print the first ``args.num_examples`` rows rendered in the three views; returns the row count.
+
+    ``args.json``: one JSON object per row on stdout (:func:`render_views` and token counts);
+    otherwise rich panels on ``console``.
+    """
+    from rlt.models import char_tokenizer, load_tokenizer
+
+    if args.num_examples < 1:
+        raise DataError(f"num_examples: must be >= 1, got {args.num_examples}")
+    tokenizer = load_tokenizer(args.model_name_or_path) if args.model_name_or_path else char_tokenizer()
+    tags = data_args.tags()
+    limit = args.num_examples if data_args.limit is None else min(data_args.limit, args.num_examples)
+    rows = load_rows(dataclasses.replace(data_args, limit=limit))
+    if args.json:
+        _preview_json(rows, tokenizer, tags, args)
+        return len(rows)
+    from rich.console import Console
+    from rich.text import Text
+
+    console = console or Console()
+    _preview_rich(rows, tokenizer, tags, args, console)
+    note = "" if "reasoning_trace" in rows.column_names else ", no reasoning_trace column"
     console.print(
-        Text(f"{len(rows)} rows shown from {_source_name(data_args)} (tag format {tags.name!r}{note})")
+        Text(
+            f"{len(rows)} rows shown from {_source_name(data_args)} "
+            f"(tag format {tags.name!r}, chat format {tags.chat!r}{note})"
+        )
     )
     return len(rows)
 

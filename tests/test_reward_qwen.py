@@ -1,0 +1,101 @@
+"""The RLT reward on the real Qwen2.5 tokenizer against a reference built from the rendered text.
+
+The reference renders the official student and teacher chats as strings, tokenises each
+whole, finds the explanation and solution tokens by character offsets and takes full
+forward passes with a full-vocabulary log-softmax: no segments, no chunking, no split logic.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlt.formats import STRATOS_SYSTEM_PROMPT, get_tags, teacher_rl_prompt
+from rlt.qwen import VOCAB_SIZE
+from rlt.reward import RLTReward, RLTRewardConfig
+
+TAGS = get_tags("bespoke")
+ROWS = [  # (question, padded solution as in Bespoke-Stratos-17k, what the teacher wrote before its close tag)
+    ("What is $2+5$?", "\n\nThe answer is $\\boxed{7}$.\n\n", "Add 2 and 5: that is 7.\n\n"),
+    ("Solve $x^2=4$, $x>0$.", "\n\n$x = 2$\n\n", "Since x > 0, take the positive root.\n\nSo x = 2.\n\n"),
+    ("Name a prime.", "\n\n2\n\n", "Two is prime, so it works!"),  # no padding: ".<"-style merge
+    ("数学: 1+1?", "\n\n2\n\n", "一加一等于二。"),
+]
+
+
+@pytest.fixture(scope="module")
+def models():
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    def make(seed: int) -> Qwen2ForCausalLM:
+        torch.manual_seed(seed)
+        cfg = Qwen2Config(vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                          num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)  # fmt: skip
+        return Qwen2ForCausalLM(cfg).eval()
+
+    return make(1), make(0)
+
+
+def _inside(offsets, start, end):
+    return [i for i, (a, b) in enumerate(offsets) if a >= start and b <= end and b > a]
+
+
+def _logprobs(model, ids, temperature):
+    with torch.no_grad():
+        logits = model(torch.tensor([ids])).logits[0].double()
+    return torch.log_softmax(logits / temperature, dim=-1)[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+
+
+def reference(student, teacher, tok, question, solution, written):
+    """Components from the rendered official texts (released code's reading: canonical tokens)."""
+    head = (f"<|im_start|>system\n{STRATOS_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n{question}<|im_end|>\n"
+            "<|im_start|>assistant\n<|begin_of_thought|>\n\n")  # fmt: skip
+    mid = "<|end_of_thought|>\n\n<|begin_of_solution|>"
+    text = f"{head}{written}{mid}{solution}<|end_of_solution|><|im_end|>\n"
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids, off = enc["input_ids"], enc["offset_mapping"]
+    e = _inside(off, len(head), len(head) + len(written))
+    s0 = len(head) + len(written) + len(mid)
+    a = _inside(off, s0, s0 + len(solution))
+    ls = _logprobs(student, ids, 0.7)
+    ls_e, ls_a = ls[[i - 1 for i in e]], ls[[i - 1 for i in a]]
+    prompt = teacher_rl_prompt(tok, question, solution, TAGS)
+    t_text = f"{prompt}{written}<|end_of_explanation|><|im_end|>\n"
+    t_enc = tok(t_text, add_special_tokens=False, return_offsets_mapping=True)
+    te = _inside(t_enc["offset_mapping"], len(prompt), len(prompt) + len(written))
+    assert [t_enc["input_ids"][i] for i in te] == [ids[i] for i in e]  # the same explanation tokens
+    lt_e = _logprobs(teacher, t_enc["input_ids"], 0.7)[[i - 1 for i in te]]
+    k = lt_e - ls_e
+    return {
+        "solution_logprob_mean": float(ls_a.mean()),
+        "solution_logprob_min": float(ls_a.min()),
+        "kl_mean": float(k.mean()),
+        "kl_max": float(k.max()),
+        "reward": float(ls_a.mean() + 0.01 * ls_a.min() - 3 * k.mean() - 0.03 * k.max()),
+        "num_explanation_tokens": len(e),
+    }
+
+
+@pytest.mark.parametrize("tokenization", ["segments", "canonical"])
+def test_reward_agrees_with_the_rendered_text_reference(models, qwen_tok, tokenization):
+    student, teacher = models
+    reward = RLTReward(student, qwen_tok, RLTRewardConfig(student_tokenization=tokenization),
+                       teacher=teacher, teacher_tokenizer=qwen_tok)  # fmt: skip
+    prompts = [teacher_rl_prompt(qwen_tok, q, s, TAGS) for q, s, _ in ROWS]
+    # The teacher "sampled" the canonical tokens of its completion, close tag and end of turn.
+    completions = [w + TAGS.explanation_close + "<|im_end|>" for _, _, w in ROWS]
+    ids = [qwen_tok(c, add_special_tokens=False)["input_ids"] for c in completions]
+    out = reward(prompts=prompts, completions=completions, completion_ids=ids,
+                 question=[q for q, _, _ in ROWS], solution=[s for _, s, _ in ROWS],
+                 system=[STRATOS_SYSTEM_PROMPT] * len(ROWS))  # fmt: skip
+    for (q, s, w), got, r in zip(ROWS, reward.last_components, out):
+        want = reference(student, teacher, qwen_tok, q, s, w)
+        merged = not w.endswith("\n\n")  # the last character merges with the student's close tag
+        if tokenization == "segments" and merged:
+            # The sampled ids stand in the student sequence: one token more than the canonical text has.
+            assert got["num_explanation_tokens"] == want["num_explanation_tokens"] + 1
+            continue
+        assert got["num_explanation_tokens"] == want["num_explanation_tokens"]
+        for key in ("solution_logprob_mean", "solution_logprob_min", "kl_mean", "kl_max", "reward"):
+            assert got[key] == pytest.approx(want[key], abs=2e-4), (q, key)
+        assert r == pytest.approx(got["reward"])
