@@ -172,3 +172,35 @@ def test_duplicate_question_ids_are_refused(tiny_model_dir, tmp_path):
     rows = [{"id": "q", "question": "a", "solution": "1"}, {"id": "q", "question": "b", "solution": "2"}]
     with pytest.raises(DataError, match="repeats"):
         collect_traces(model, tok, rows, tmp_path / "d.jsonl", progress=False)
+
+
+def test_cli_gives_each_role_its_system_prompt(tiny_model_dir, tiny_student_dir, tmp_path, monkeypatch):
+    """--teacher_system_prompt reaches the teacher's prompts, --student_system_prompt the scoring student."""
+    import rlt.collect as collect_mod
+    import rlt.reward as reward_mod
+
+    seen: dict = {"prompts": []}
+    real_generate, real_reward = collect_mod.generate_transformers, reward_mod.RLTReward
+
+    def generate(model, tok, prompts, *args, **kwargs):
+        seen["prompts"].extend(prompts)
+        return real_generate(model, tok, prompts, *args, **kwargs)
+
+    class Reward(real_reward):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            seen["reward"] = self
+
+    monkeypatch.setattr(collect_mod, "generate_transformers", generate)
+    monkeypatch.setattr(reward_mod, "RLTReward", Reward)
+    out = tmp_path / "t.jsonl"
+    assert cli(["collect", "--teacher", tiny_model_dir, "--task", "digits", "--task_size", "2", "--out", str(out),
+                "--max_new_tokens", "4", "--chat_format", "compact", "--score_with", tiny_student_dir,
+                "--teacher_system_prompt", "TEACH", "--student_system_prompt", "STUDY"]) == 0  # fmt: skip
+    assert seen["prompts"] and all(p.startswith("<|im_start|>system\nTEACH<|im_end|>") for p in seen["prompts"])
+    reward = seen["reward"]
+    assert reward.config.teacher_system_prompt == "TEACH" and reward.config.student_system_prompt == "STUDY"
+    assert reward.tags.chat == "compact"
+    seg = reward.segments("q", "1")
+    assert reward.student_tokenizer.decode(seg.prefix_ids).startswith("<|im_start|>system\nSTUDY<|im_end|>")
+    assert all(r["kl_mean"] is not None for r in read_records(out))

@@ -169,3 +169,30 @@ def test_decode_keeps_tags_that_are_special_tokens(tiny_model_dir):
     ids = tok(f"hm{tags.solution_open}7{tags.solution_close}", add_special_tokens=False)["input_ids"]
     ids += [tok.convert_tokens_to_ids("<|im_start|>")]
     assert decode_answer(tok, ids, tags) == f"hm{tags.solution_open}7{tags.solution_close}"
+
+
+def test_eval_prompts_the_student_as_it_was_trained(tiny_model_dir, monkeypatch):
+    """stratos: the row's `system` column, else STRATOS_SYSTEM_PROMPT; a reasoning-length default budget."""
+    import sys
+    import types
+    from types import SimpleNamespace
+
+    from rlt.evaluate import EvalArguments
+    from rlt.formats import STRATOS_SYSTEM_PROMPT
+    from rlt.models import load_tokenizer
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
+    tok = load_tokenizer(tiny_model_dir)
+    rows = DigitsTask().generate(2, seed=3)
+    rows[0]["system"] = "Row system."
+    prompts = []
+
+    class FakeLLM:
+        def generate(self, batch, params, use_tqdm=False):
+            prompts.extend(batch)
+            return [SimpleNamespace(outputs=[SimpleNamespace(token_ids=[])]) for _ in batch]
+
+    evaluate_model(None, tok, rows, "digits", llm=FakeLLM(), progress=False)
+    assert prompts[0].startswith("<|im_start|>system\nRow system.<|im_end|>\n<|im_start|>user\n")
+    assert prompts[1].startswith(f"<|im_start|>system\n{STRATOS_SYSTEM_PROMPT}<|im_end|>\n<|im_start|>user\n")
+    assert EvalArguments(model="m", task="digits").max_new_tokens >= 16384
