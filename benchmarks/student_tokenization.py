@@ -50,9 +50,10 @@ def make_rows(n: int, seed: int) -> list[tuple[str, str, str]]:
 
 
 def tiny_qwen(seed: int):
+    """Random weights at Qwen2.5's 151,936-row vocabulary (hidden 32, one layer)."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # written out (not rlt.models.tiny_model) so --legacy runs on older checkouts
     cfg = Qwen2Config(vocab_size=151_936, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
                       num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)  # fmt: skip
     return Qwen2ForCausalLM(cfg).eval()
@@ -66,13 +67,13 @@ def rewards(reward, tok, tags, rows, prompts):
     return out, reward.last_components
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rows", type=int, default=400)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--legacy", action="store_true", help="only the reward section, with the default config")
     p.add_argument("--json", action="store_true")
-    args = p.parse_args()
+    args = p.parse_args(argv)
 
     from rlt.formats import get_tags, teacher_rl_prompt
     from rlt.reward import RLTReward, RLTRewardConfig

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from rlt.formats import STRATOS_SYSTEM_PROMPT, get_tags, teacher_rl_prompt
-from rlt.qwen import VOCAB_SIZE
 from rlt.reward import RLTReward, RLTRewardConfig
 
 TAGS = get_tags("bespoke")
@@ -25,15 +24,12 @@ ROWS = [  # (question, padded solution as in Bespoke-Stratos-17k, what the teach
 
 @pytest.fixture(scope="module")
 def models():
-    from transformers import Qwen2Config, Qwen2ForCausalLM
+    from rlt.models import tiny_model
 
-    def make(seed: int) -> Qwen2ForCausalLM:
-        torch.manual_seed(seed)
-        cfg = Qwen2Config(vocab_size=VOCAB_SIZE, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                          num_attention_heads=2, num_key_value_heads=1, tie_word_embeddings=True)  # fmt: skip
-        return Qwen2ForCausalLM(cfg).eval()
-
-    return make(1), make(0)
+    # Random weights at Qwen2.5's 151,936-row vocabulary: the student (seed 1) and the teacher (seed 0).
+    return tiny_model("nano", seed=1, tokenizer="qwen2.5")[0].eval(), tiny_model(
+        "nano", seed=0, tokenizer="qwen2.5"
+    )[0].eval()
 
 
 def _inside(offsets, start, end):
@@ -43,7 +39,9 @@ def _inside(offsets, start, end):
 def _logprobs(model, ids, temperature):
     with torch.no_grad():
         logits = model(torch.tensor([ids])).logits[0].double()
-    return torch.log_softmax(logits / temperature, dim=-1)[:-1].gather(1, torch.tensor(ids[1:])[:, None])[:, 0]
+    return torch.log_softmax(logits / temperature, dim=-1)[:-1].gather(1, torch.tensor(ids[1:])[:, None])[
+        :, 0
+    ]
 
 
 def reference(student, teacher, tok, question, solution, written):
