@@ -74,7 +74,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     from rlt.models import char_tokenizer
-    from rlt.reward import RLTReward, RLTRewardConfig
+    from rlt.rewards import RLTReward, RLTRewardConfig
 
     torch.manual_seed(0)
     vocab, seq, batch, variant = spec["vocab"], spec["seq"], spec["batch"], spec["variant"]
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(json.loads(args.child))))
         return 0
     if args.chunk_size is None:
-        from rlt.reward import RLTRewardConfig
+        from rlt.rewards import RLTRewardConfig
 
         args.chunk_size = RLTRewardConfig().chunk_size
     if args.quick:

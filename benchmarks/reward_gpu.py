@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     lengths = args.lengths or (TINY_LENGTHS if args.tiny else FULL_LENGTHS)
 
     from rlt.models import char_tokenizer
-    from rlt.reward import RLTReward, RLTRewardConfig
+    from rlt.rewards import RLTReward, RLTRewardConfig
 
     dtype = torch.bfloat16 if args.dtype == "bf16" else torch.float32
     cfg = load_config(args.model, args.tiny, min_positions=max(lengths) + 64)

@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
 
     from rlt.formats import get_tags, teacher_rl_prompt
-    from rlt.reward import RLTReward, RLTRewardConfig
+    from rlt.rewards import RLTReward, RLTRewardConfig
 
     try:
         from rlt.qwen import qwen25_tokenizer
@@ -121,9 +121,11 @@ def main(argv: list[str] | None = None) -> None:
 
     # 2. the student sequence vs the canonical tokenisation of the whole text
     differ_rows = differ_tokens = total = 0
-    for (q, s, w) in rows:
+    for q, s, w in rows:
         seg = student_segments(tok, q, s, tags)
-        e = split_completion_ids(tok(w + tags.explanation_close, add_special_tokens=False)["input_ids"], tok, tags)
+        e = split_completion_ids(
+            tok(w + tags.explanation_close, add_special_tokens=False)["input_ids"], tok, tags
+        )
         ids, _, _ = seg.build(e.ids)
         canon = tok(tok.decode(ids), add_special_tokens=False)["input_ids"]
         sm = difflib.SequenceMatcher(a=ids, b=canon, autojunk=False)

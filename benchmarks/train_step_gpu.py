@@ -90,7 +90,8 @@ def build_models(out: Path, model: str, tiny: bool, dtype: torch.dtype) -> tuple
     """Write a random teacher (seed 0) and student (seed 1) with one shared tokenizer; their paths."""
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from rlt.models import char_tokenizer, save_tokenizer
+    from rlt.loading import save_tokenizer
+    from rlt.models import char_tokenizer
 
     raw = json.loads((CONFIGS / f"qwen2.5-{model}.json").read_text())
     fields = {k: v for k, v in raw.items() if k not in ("architectures", "model_type", "torch_dtype")}

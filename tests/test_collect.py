@@ -8,7 +8,7 @@ import time
 from rlt.cli import main as cli
 from rlt.collect import collect_traces, filter_traces, to_distillation_rows
 from rlt.jsonl import read_records
-from rlt.models import load_model_and_tokenizer
+from rlt.loading import load_model_and_tokenizer
 from rlt.tasks import DigitsTask
 
 
@@ -37,7 +37,7 @@ def test_same_ids_same_samples(tiny_model_dir, tmp_path):
 
 
 def test_score_with_student_and_filters(tiny_model_dir, tiny_student_dir, tmp_path):
-    from rlt.reward import RLTReward
+    from rlt.rewards import RLTReward
 
     teacher, tok = load_model_and_tokenizer(tiny_model_dir)
     student, stok = load_model_and_tokenizer(tiny_student_dir)
@@ -133,7 +133,7 @@ class _FakeLLM:
 def test_vllm_path_seeds_each_trace(tiny_model_dir, tmp_path, monkeypatch):
     import types
 
-    from rlt.models import load_tokenizer
+    from rlt.loading import load_tokenizer
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
     tok = load_tokenizer(tiny_model_dir)
@@ -177,7 +177,7 @@ def test_duplicate_question_ids_are_refused(tiny_model_dir, tmp_path):
 def test_cli_gives_each_role_its_system_prompt(tiny_model_dir, tiny_student_dir, tmp_path, monkeypatch):
     """--teacher_system_prompt reaches the teacher's prompts, --student_system_prompt the scoring student."""
     import rlt.collect as collect_mod
-    import rlt.reward as reward_mod
+    import rlt.rewards as reward_mod
 
     seen: dict = {"prompts": []}
     real_generate, real_reward = collect_mod.generate_transformers, reward_mod.RLTReward
@@ -197,7 +197,9 @@ def test_cli_gives_each_role_its_system_prompt(tiny_model_dir, tiny_student_dir,
     assert cli(["collect", "--teacher", tiny_model_dir, "--task", "digits", "--task_size", "2", "--out", str(out),
                 "--max_new_tokens", "4", "--chat_format", "compact", "--score_with", tiny_student_dir,
                 "--teacher_system_prompt", "TEACH", "--student_system_prompt", "STUDY"]) == 0  # fmt: skip
-    assert seen["prompts"] and all(p.startswith("<|im_start|>system\nTEACH<|im_end|>") for p in seen["prompts"])
+    assert seen["prompts"] and all(
+        p.startswith("<|im_start|>system\nTEACH<|im_end|>") for p in seen["prompts"]
+    )
     reward = seen["reward"]
     assert reward.config.teacher_system_prompt == "TEACH" and reward.config.student_system_prompt == "STUDY"
     assert reward.tags.chat == "compact"

@@ -29,7 +29,8 @@ from rlt.formats import (
     teacher_sft_example,
     teacher_system_prompt,
 )
-from rlt.models import char_tokenizer, load_tokenizer
+from rlt.loading import load_tokenizer
+from rlt.models import char_tokenizer
 
 ROWS = [
     {"problem": "start 1; +2 (mod 10)", "answer": "3", "trace": "1+2=3", "source": "a"},
@@ -397,7 +398,7 @@ def test_preview_of_a_file_without_trace_and_with_markup(tmp_path, capsys):
 
 
 def test_preview_with_a_saved_tokenizer(tmp_path, capsys):
-    from rlt.models import save_tokenizer
+    from rlt.loading import save_tokenizer
 
     save_tokenizer(char_tokenizer(), tmp_path / "tok")
     assert cli(["data", "preview", "--model_name_or_path", str(tmp_path / "tok"), "--num_examples", "1"]) == 0

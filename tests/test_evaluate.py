@@ -6,7 +6,7 @@ from rlt.cli import main as cli
 from rlt.collect import collect_traces, to_distillation_rows
 from rlt.evaluate import evaluate_model, gpqa_row, load_eval_task, pass_at_k
 from rlt.jsonl import read_records
-from rlt.models import load_model_and_tokenizer
+from rlt.loading import load_model_and_tokenizer
 from rlt.tasks import DigitsTask
 
 
@@ -133,7 +133,7 @@ def test_evaluate_with_a_vllm_engine(tiny_model_dir, monkeypatch):
     from types import SimpleNamespace
 
     from rlt.formats import get_tags
-    from rlt.models import load_tokenizer
+    from rlt.loading import load_tokenizer
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
     tok, tags = load_tokenizer(tiny_model_dir), get_tags("bespoke")
@@ -162,7 +162,7 @@ def test_evaluate_with_a_vllm_engine(tiny_model_dir, monkeypatch):
 def test_decode_keeps_tags_that_are_special_tokens(tiny_model_dir):
     from rlt.evaluate import decode_answer
     from rlt.formats import get_tags
-    from rlt.models import load_tokenizer
+    from rlt.loading import load_tokenizer
 
     tok, tags = load_tokenizer(tiny_model_dir), get_tags("r1")
     tok.add_special_tokens({"additional_special_tokens": [tags.solution_open, tags.solution_close]})
@@ -179,7 +179,7 @@ def test_eval_prompts_the_student_as_it_was_trained(tiny_model_dir, monkeypatch)
 
     from rlt.evaluate import EvalArguments
     from rlt.formats import STRATOS_SYSTEM_PROMPT
-    from rlt.models import load_tokenizer
+    from rlt.loading import load_tokenizer
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
     tok = load_tokenizer(tiny_model_dir)

@@ -29,7 +29,9 @@ def test_warmup_prompt_is_the_rl_prompt(tok, fmt, chat):
     tags = get_tags(fmt, chat)
     pad = "\n\n" if chat == "stratos" else ""
     rl = teacher_rl_prompt(tok, Q, S, tags)
-    assert rl.endswith(f"{tags.solution_open}{pad}{S}{pad}{tags.solution_close}\n\n{tags.explanation_open}{pad}")
+    assert rl.endswith(
+        f"{tags.solution_open}{pad}{S}{pad}{tags.solution_close}\n\n{tags.explanation_open}{pad}"
+    )
     sft = teacher_sft_example(tok, Q, S, E, tags)
     # The warm-up's loss starts where the RL prompt ends: the solution is in the prompt (masked).
     assert sft["prompt"] == rl

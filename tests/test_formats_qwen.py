@@ -50,9 +50,13 @@ GOLDEN_STUDENT = (
 
 
 def test_official_prompts_start_as_released():
-    assert STRATOS_TEACHER_PROMPT.startswith("Your role as an assistant involves providing precise and accurate")
+    assert STRATOS_TEACHER_PROMPT.startswith(
+        "Your role as an assistant involves providing precise and accurate"
+    )
     assert "{explanation with steps separated with '\\n\\n'}" in STRATOS_TEACHER_PROMPT
-    assert STRATOS_SYSTEM_PROMPT.endswith("Now, try to solve the following question through the above guidelines:")
+    assert STRATOS_SYSTEM_PROMPT.endswith(
+        "Now, try to solve the following question through the above guidelines:"
+    )
 
 
 def test_qwen_tokenizer_ids(qwen_tok):

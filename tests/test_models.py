@@ -5,14 +5,8 @@ from transformers import AutoModelForCausalLM
 from rlt.cli import main as cli
 from rlt.errors import ConfigError
 from rlt.formats import TAG_SETS
-from rlt.models import (
-    TINY_SIZES,
-    char_tokenizer,
-    load_model_and_tokenizer,
-    load_tokenizer,
-    tiny_config,
-    tiny_model,
-)
+from rlt.loading import load_model_and_tokenizer, load_tokenizer
+from rlt.models import TINY_SIZES, char_tokenizer, tiny_config, tiny_model
 from rlt.models import main as models_main
 from rlt.qwen import VOCAB_SIZE
 
@@ -55,7 +49,7 @@ def test_save_load_round_trip_with_chat_template(tmp_path):
 
 def test_tiny_model_default_size_and_bad_size(tmp_path, capsys):
     assert cli(["tiny-model", "--out", str(tmp_path / "m")]) == 0
-    assert "tiny" in capsys.readouterr().out
+    assert "wrote tiny model 'tiny'" in capsys.readouterr().err  # logged (rlt's messages go to stderr)
     assert cli(["tiny-model", "--out", str(tmp_path / "x"), "--size", "huge"]) == 2
     assert "unknown tiny model size 'huge'" in capsys.readouterr().err
 

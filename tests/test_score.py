@@ -9,7 +9,7 @@ import math
 import pytest
 
 from rlt.cli import main as cli
-from rlt.models import load_tokenizer
+from rlt.loading import load_tokenizer
 
 ROWS = [
     {"question": f"What is {i} + 1?", "solution": str(i + 1), "explanation": f"{i} and one more is {i + 1}"}
@@ -45,14 +45,14 @@ def test_score_without_teacher(tmp_path, tiny_student_dir, capsys):
         assert r["num_explanation_tokens"] == len(
             tok(inp["explanation"], add_special_tokens=False)["input_ids"]
         )
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # rlt's messages are logged to stderr
     assert printed.count("KL terms cannot be computed") == 1
     assert "scored 5 rows" in printed and "mean reward" in printed
 
 
 def test_score_with_teacher_matches_the_reward(tmp_path, tiny_model_dir, tiny_student_dir):
-    from rlt.models import load_model_and_tokenizer
-    from rlt.reward import RLTReward, RLTRewardConfig
+    from rlt.loading import load_model_and_tokenizer
+    from rlt.rewards import RLTReward, RLTRewardConfig
 
     rows = [{**r, "id": f"r{i}"} for i, r in enumerate(ROWS[:3])]
     rows[1]["explanation"] = "cut short"

@@ -57,7 +57,7 @@ def test_warmup_trains_on_the_completion_only(tiny_model_dir, tmp_path):
 
 def test_warmup_cli_saves_a_loadable_model(tiny_model_dir, tmp_path):
     from rlt.cli import main
-    from rlt.models import load_model_and_tokenizer
+    from rlt.loading import load_model_and_tokenizer
 
     out = tmp_path / "warm"
     assert main(["warmup", *sft_argv(tiny_model_dir, str(out))]) == 0

@@ -121,7 +121,9 @@ def compare_with_reward_forward(trainer) -> None:
             mine = own_forward(reward.teacher_prompt_ids(questions, solutions), explanation_ids)
             for a, b, e in zip(teacher_logprobs, mine, explanation_ids):
                 torch.testing.assert_close(a[: len(e)], b, atol=1e-4, rtol=1e-4)
-        return original(questions, solutions, explanation_ids, closed, teacher_logprobs, teacher_prompt_ids, systems)
+        return original(
+            questions, solutions, explanation_ids, closed, teacher_logprobs, teacher_prompt_ids, systems
+        )
 
     reward.score_ids = checked
     fn = reward.teacher_logprobs_fn
@@ -328,7 +330,8 @@ def test_temperature_and_weights_mismatch(tiny_model_dir, tiny_student_dir, tmp_
 
 
 def test_vocabulary_mismatch_is_caught_from_the_tokenizers(tiny_model_dir, tmp_path, no_weights):
-    from rlt.models import char_tokenizer, save_tokenizer
+    from rlt.loading import save_tokenizer
+    from rlt.models import char_tokenizer
 
     other = tmp_path / "other_student"
     tok = char_tokenizer()

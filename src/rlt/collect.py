@@ -9,7 +9,7 @@ batch size; with vLLM each trace has its own seed, so batching does not matter).
 Each record: ``id`` (``"{question}-{trace}"``; the question is the data's ``id``
 column or its row index), ``question``, ``solution``, ``explanation`` (the text
 before the close tag), ``closed``, ``completion`` (raw), and with ``--score_with``
-the reward components of :class:`rlt.reward.RLTReward`.
+the reward components of :class:`rlt.rewards.RLTReward`.
 
 Filters run as a post-pass over the whole output, never on the resumable file itself:
 ``--drop_unclosed`` and ``--keep_best_k K`` (of each question's traces, by reward).
@@ -21,6 +21,7 @@ With ``--export_sft FILE`` the kept traces go to ``FILE`` as
 
 from __future__ import annotations
 
+import logging
 import zlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -38,6 +39,8 @@ from rlt.generation import (
     stop_ids,
 )
 from rlt.jsonl import JsonlAppender, done_ids, read_records
+
+logger = logging.getLogger(__name__)
 
 
 def _row_id(row: dict[str, Any], index: int) -> str:
@@ -65,6 +68,7 @@ def collect_traces(
     tokenizer: Any,
     rows: list[dict[str, Any]],
     out_path: str | Path,
+    *,
     num_traces: int = 1,
     temperature: float = 0.7,
     top_p: float = 1.0,
@@ -80,7 +84,7 @@ def collect_traces(
     """Write ``num_traces`` explanations per row to ``out_path``; returns a summary.
 
     ``rows`` have ``question`` and ``solution`` (and optionally ``id``). With ``reward``
-    (an :class:`rlt.reward.RLTReward` whose ``teacher`` is this teacher), each record
+    (an :class:`rlt.rewards.RLTReward` whose ``teacher`` is this teacher), each record
     also carries the reward components of its explanation. ``llm`` is a vLLM engine to
     sample with instead of ``teacher.generate`` (``teacher`` may then be None unless a
     reward needs its log-probs).
@@ -206,7 +210,9 @@ class CollectArguments:
     seed: int = field(default=0, metadata={"help": "Base seed; each batch's seed derives from its ids."})
     teacher_system_prompt: str | None = field(
         default=None,
-        metadata={"help": "Teacher system prompt; None = the chat format's (stratos: the official one), '' = none."},
+        metadata={
+            "help": "Teacher system prompt; None = the chat format's (stratos: the official one), '' = none."
+        },
     )
     student_system_prompt: str | None = field(
         default=None,
@@ -253,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     """`rlt collect`: sample, write resumably, then filter/export (see the module docstring)."""
     from rlt.config import parse
     from rlt.data import DataArguments, load_rows
-    from rlt.models import load_model_and_tokenizer, load_tokenizer
+    from rlt.loading import load_model_and_tokenizer, load_tokenizer
 
     args, data_args = parse([CollectArguments, DataArguments], argv)
     if args.num_traces < 1 or args.batch_size < 1:
@@ -274,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         model, tok = None, load_tokenizer(args.teacher)
     reward = None
     if args.score_with:
-        from rlt.reward import RLTReward, RLTRewardConfig
+        from rlt.rewards import RLTReward, RLTRewardConfig
 
         student, student_tok = load_model_and_tokenizer(args.score_with)
         reward = RLTReward(
@@ -291,10 +297,11 @@ def main(argv: list[str] | None = None) -> int:
             teacher_tokenizer=tok,
         )
     summary = collect_traces(
-        model, tok, rows, args.out, args.num_traces, args.temperature, args.top_p, args.max_new_tokens,
-        args.batch_size, args.seed, data_args.tags(), args.teacher_system_prompt, reward, llm,
+        model, tok, rows, args.out, num_traces=args.num_traces, temperature=args.temperature, top_p=args.top_p,
+        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed, tag_format=data_args.tags(),
+        system_prompt=args.teacher_system_prompt, reward=reward, llm=llm,
     )  # fmt: skip
-    print(
+    logger.info(
         f"collect: wrote {summary['written']} traces ({summary['skipped']} already done) to {args.out}; "
         f"{summary['closed']}/{summary['written']} closed; backend {backend}"
     )
@@ -304,10 +311,10 @@ def main(argv: list[str] | None = None) -> int:
         kept = filter_traces(records, args.drop_unclosed, args.keep_best_k)
         if args.export_sft:
             _rewrite(args.export_sft, to_distillation_rows(kept))
-            print(
+            logger.info(
                 f"collect: exported {len(kept)}/{len(records)} traces for `rlt distill` to {args.export_sft}"
             )
         else:
             _rewrite(filtered_path(args.out), kept)
-            print(f"collect: kept {len(kept)}/{len(records)} traces in {filtered_path(args.out)}")
+            logger.info(f"collect: kept {len(kept)}/{len(records)} traces in {filtered_path(args.out)}")
     return 0

@@ -1,6 +1,8 @@
-"""Shared argument machinery of the training stages (``rlt warmup``, ``distill``, ``train``).
+"""Shared argument machinery of every command.
 
-Every stage parses a list of dataclasses with TRL's ``TrlParser``: ``--config recipe.yaml``
+The model a stage trains is TRL's own ``trl.ModelConfig`` (checked by
+:func:`validate_model_config`). Every command parses a list of dataclasses with TRL's
+``TrlParser`` through :func:`parse`: ``--config recipe.yaml``
 sets defaults, any field can be overridden on the command line. Two dataclasses may
 declare the same field (``tag_format`` is both a data and a reward setting);
 ``argparse`` refuses duplicate options, so :func:`without_fields` derives a copy of a
@@ -11,7 +13,10 @@ the original class, filling the dropped fields from elsewhere.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
+import sys
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -23,85 +28,31 @@ from rlt.errors import ConfigError
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 
 
-@dataclass
-class ModelArguments:
-    """The model a stage trains (a subset of ``trl.ModelConfig``, plus what RLT needs).
+def validate_model_config(model: Any) -> None:
+    """Checks of a ``trl.ModelConfig`` that TRL leaves to the trainer, as ConfigErrors naming the field."""
+    if not model.model_name_or_path:
+        raise ConfigError("model_name_or_path: required (a hub id or a local model directory)")
+    if model.dtype not in DTYPES:
+        raise ConfigError(f"dtype: unknown dtype {model.dtype!r}; expected one of {list(DTYPES)}")
+    if model.use_peft and model.lora_r <= 0:
+        raise ConfigError(f"lora_r: must be > 0 with use_peft, got {model.lora_r}")
 
-    Field names follow ``trl.ModelConfig`` so recipes read the same as TRL's own scripts;
-    ``trust_remote_code`` is left out because the trainer configs (``TrainingArguments``)
-    already declare it, and it is read from there.
-    """
 
-    model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Hub id or local directory of the model to train."}
-    )
-    model_revision: str = field(default="main", metadata={"help": "Hub revision (branch, tag or commit)."})
-    dtype: str = field(
-        default="auto", metadata={"help": f"Weights dtype when loading: one of {list(DTYPES)}."}
-    )
-    attn_implementation: str | None = field(
-        default=None, metadata={"help": "Attention kernel, e.g. sdpa, flash_attention_2; None = default."}
-    )
-    use_peft: bool = field(
-        default=False, metadata={"help": "Train LoRA adapters (peft) instead of all weights."}
-    )
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules to adapt; None = peft's default for the architecture."}
-    )
-    lora_target_parameters: list[str] | None = field(
-        default=None, metadata={"help": "Parameters to adapt directly (peft >= 0.17); None = none."}
-    )
-    lora_modules_to_save: list[str] | None = field(
-        default=None, metadata={"help": "Modules trained fully and saved with the adapter."}
-    )
-    lora_task_type: str = field(default="CAUSAL_LM", metadata={"help": "peft task type."})
-    use_rslora: bool = field(default=False, metadata={"help": "Rank-stabilised LoRA scaling."})
-    use_dora: bool = field(default=False, metadata={"help": "Weight-decomposed LoRA (DoRA)."})
-    load_in_8bit: bool = field(default=False, metadata={"help": "bitsandbytes 8-bit weights (GPU only)."})
-    load_in_4bit: bool = field(default=False, metadata={"help": "bitsandbytes 4-bit weights (GPU only)."})
-    bnb_4bit_quant_type: str = field(default="nf4", metadata={"help": "4-bit quantisation type: fp4 or nf4."})
-    use_bnb_nested_quant: bool = field(default=False, metadata={"help": "Nested 4-bit quantisation."})
-    bnb_4bit_quant_storage: str | None = field(default=None, metadata={"help": "4-bit storage dtype."})
+def model_init_kwargs(model: Any, trust_remote_code: bool = False) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments of a ``trl.ModelConfig``, as TRL's example scripts build them."""
+    kwargs: dict[str, Any] = {
+        "revision": model.model_revision,
+        "trust_remote_code": trust_remote_code,
+        "dtype": model.dtype,
+    }
+    if model.attn_implementation:
+        kwargs["attn_implementation"] = model.attn_implementation
+    if model.load_in_4bit or model.load_in_8bit:
+        from trl import get_kbit_device_map, get_quantization_config
 
-    def validate(self) -> None:
-        if not self.model_name_or_path:
-            raise ConfigError("model_name_or_path: required (a hub id or a local model directory)")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype: unknown dtype {self.dtype!r}; expected one of {list(DTYPES)}")
-        if self.use_peft and self.lora_r <= 0:
-            raise ConfigError(f"lora_r: must be > 0 with use_peft, got {self.lora_r}")
-
-    def peft_config(self) -> Any:
-        """A peft ``LoraConfig`` (via ``trl.get_peft_config``) when ``use_peft``, else None."""
-        if not self.use_peft:
-            return None
-        from trl import ModelConfig, get_peft_config
-
-        names = {f.name for f in dataclasses.fields(ModelConfig)}
-        return get_peft_config(ModelConfig(**{k: v for k, v in vars(self).items() if k in names}))  # type: ignore[arg-type]
-
-    def model_init_kwargs(self, trust_remote_code: bool = False, device_map: Any = None) -> dict[str, Any]:
-        """``from_pretrained`` keyword arguments, as TRL's example scripts build them."""
-        kwargs: dict[str, Any] = {
-            "revision": self.model_revision,
-            "trust_remote_code": trust_remote_code,
-            "dtype": self.dtype,
-        }
-        if self.attn_implementation:
-            kwargs["attn_implementation"] = self.attn_implementation
-        if self.load_in_4bit or self.load_in_8bit:
-            from trl import ModelConfig, get_kbit_device_map, get_quantization_config
-
-            names = {f.name for f in dataclasses.fields(ModelConfig)}
-            mc = ModelConfig(**{k: v for k, v in vars(self).items() if k in names})
-            kwargs["quantization_config"] = get_quantization_config(mc)
-            kwargs["device_map"] = get_kbit_device_map()
-        elif device_map is not None:
-            kwargs["device_map"] = device_map
-        return kwargs
+        kwargs["quantization_config"] = get_quantization_config(model)
+        kwargs["device_map"] = get_kbit_device_map()
+    return kwargs
 
 
 def _resolved_fields(cls: type) -> list[tuple[str, Any, dataclasses.Field]]:
@@ -143,23 +94,81 @@ def clashing(first: Sequence[type], cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)} & seen
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+@dataclass
+class LoggingArguments:
+    """``--log_level`` of commands without a trainer config (``TrainingArguments`` has its own)."""
+
+    log_level: str = field(
+        default="info", metadata={"help": f"Verbosity of rlt's messages: one of {list(LOG_LEVELS)}."}
+    )
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A handler on whatever ``sys.stderr`` is when a record is emitted (tests swap it)."""
+
+    @property
+    def stream(self) -> Any:  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+
+def setup_logging(level: str = "info") -> None:
+    """rlt's messages on stderr, one line each; transformers' ``passive`` leaves rlt at ``info``."""
+    logger = logging.getLogger("rlt")
+    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    name = level.lower() if isinstance(level, str) else "info"
+    logger.setLevel(getattr(logging, name.upper()) if name in LOG_LEVELS else logging.INFO)
+
+
 def parse(types: Sequence[type], argv: list[str] | None) -> tuple[Any, ...]:
-    """``TrlParser(types).parse_args_and_config(argv)`` with unknown recipe keys as a ConfigError."""
+    """Every command's parser: ``TrlParser(types).parse_args_and_config(argv)``, errors as ConfigErrors.
+
+    An unknown field, an unknown recipe key or a setting a config refuses (e.g. ``bf16`` on
+    a machine without a GPU) becomes a :class:`ConfigError` that names it, which the CLI
+    prints as one line. Types without a ``log_level`` field get ``--log_level``
+    (:class:`LoggingArguments`), and rlt's logging is set to it.
+    """
     from trl import TrlParser
 
-    parser = TrlParser(list(types))
+    types = list(types)
+    has_level = any("log_level" in {f.name for f in dataclasses.fields(t)} for t in types)
+    parser = TrlParser(types if has_level else [*types, LoggingArguments])
     try:
         parsed = tuple(parser.parse_args_and_config(argv))
     except ValueError as err:
         if isinstance(err, ConfigError):
             raise
-        msg = str(err)
-        if msg.startswith("Unknown arguments from config file"):
-            raise ConfigError(f"recipe: {msg.split('. Please')[0]}") from None
-        raise
+        raise ConfigError(_explain(str(err))) from None
+    level = next((p.log_level for p in parsed if hasattr(p, "log_level")), "info")
+    setup_logging(level if level in LOG_LEVELS else "info")
+    parsed = parsed if has_level else parsed[:-1]
     for p in parsed:
         _check_scalar_types(p)
     return tuple(_none_from_text(p) for p in parsed)
+
+
+def _explain(msg: str) -> str:
+    """A parser's or a config's ValueError as one line that names the field and the fix."""
+    unused = re.search(r"arguments are not used by the HfArgumentParser: \[(.*)\]", msg)
+    if unused:
+        names = [n.strip(" '\"") for n in unused.group(1).split(",") if n.strip(" '\"").startswith("-")]
+        return f"unknown field(s) {', '.join(names) or unused.group(1)}; `--help` lists the fields"
+    if msg.startswith("Unknown arguments from config file"):
+        return f"recipe: {msg.split('. Please')[0]}"
+    if "doesn't support bf16" in msg or "bf16" in msg and "gpu" in msg.lower():
+        return "bf16: this machine has no GPU with bf16; set --use_cpu true --bf16 false (or run on a GPU)"
+    if "fp16" in msg and ("GPU" in msg or "gpu" in msg or "device" in msg):
+        return "fp16: this machine cannot train in fp16; set --use_cpu true --fp16 false (or run on a GPU)"
+    return msg.splitlines()[0] if msg else "invalid arguments"
 
 
 def _check_scalar_types(obj: Any) -> None:

@@ -23,6 +23,7 @@ The three views are what the stages train on (spec §2):
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,8 @@ from rlt.formats import (
     teacher_rl_prompt,
     teacher_sft_example,
 )
+
+logger = logging.getLogger(__name__)
 
 LOCAL_FORMATS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
 CANONICAL = ("question", "solution", "reasoning_trace")
@@ -101,7 +104,9 @@ class DataArguments:
         except ValueError as err:
             raise DataError(f"tag_format: {err}") from None
         if self.chat_format not in CHAT_FORMATS:
-            raise DataError(f"chat_format: unknown chat format {self.chat_format!r}; expected one of {list(CHAT_FORMATS)}")
+            raise DataError(
+                f"chat_format: unknown chat format {self.chat_format!r}; expected one of {list(CHAT_FORMATS)}"
+            )
 
 
 # --------------------------------------------------------------------------- loading
@@ -322,7 +327,7 @@ def validate_rows(
         return ds
     shown = ", ".join(f"row {k} ({'; '.join(p)})" for k, p in bad[:5])
     more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
-    print(f"{source}: dropped {len(bad)} of {len(ds)} rows: {shown}{more}", file=sys.stderr)
+    logger.warning(f"{source}: dropped {len(bad)} of {len(ds)} rows: {shown}{more}")
     drop = {k for k, _ in bad}
     return ds.select([k for k in range(len(ds)) if k not in drop])
 
@@ -593,7 +598,8 @@ def preview(data_args: DataArguments, args: PreviewArguments, console: Any = Non
     ``args.json``: one JSON object per row on stdout (:func:`render_views` and token counts);
     otherwise rich panels on ``console``.
     """
-    from rlt.models import char_tokenizer, load_tokenizer
+    from rlt.loading import load_tokenizer
+    from rlt.models import char_tokenizer
 
     if args.num_examples < 1:
         raise DataError(f"num_examples: must be >= 1, got {args.num_examples}")

@@ -36,17 +36,22 @@ from pathlib import Path
 from typing import Any
 
 from rlt.formats import get_tags
-
-STYLES = ("steps", "leak", "wrong", "filler")
+from rlt.tasks import STYLES
 
 
 @dataclass
 class DemoArguments:
     """Arguments of `rlt demo`. The defaults are the full run; ``--quick`` shrinks every stage."""
 
-    out: str = field(default="demo_out", metadata={"help": "Output directory (results.json, report.md, plots)."})
-    seeds: int = field(default=3, metadata={"help": "Number of seeds (independent repetitions of everything)."})
-    quick: bool = field(default=False, metadata={"help": "Few steps and one seed: a smoke run in ~2 minutes."})
+    out: str = field(
+        default="demo_out", metadata={"help": "Output directory (results.json, report.md, plots)."}
+    )
+    seeds: int = field(
+        default=3, metadata={"help": "Number of seeds (independent repetitions of everything)."}
+    )
+    quick: bool = field(
+        default=False, metadata={"help": "Few steps and one seed: a smoke run in ~2 minutes."}
+    )
     workers: int = field(default=3, metadata={"help": "Seeds run in parallel in this many processes."})
     num_ops: int = field(default=3, metadata={"help": "digits: operations per question."})
     modulus: int = field(default=10, metadata={"help": "digits: modulus."})
@@ -62,13 +67,17 @@ class DemoArguments:
     explain_steps: int = field(
         default=300, metadata={"help": "Steps teaching the pre-trained model to explain in the teacher chat."}
     )
-    warmup_steps: int = field(default=200, metadata={"help": "Teacher warm-up steps on mixed styles (batch 32)."})
+    warmup_steps: int = field(
+        default=200, metadata={"help": "Teacher warm-up steps on mixed styles (batch 32)."}
+    )
     warmup_learning_rate: float = field(default=5e-4, metadata={"help": "Teacher warm-up learning rate."})
     rl_steps: int = field(default=80, metadata={"help": "Teacher RL steps per arm."})
     rl_questions_per_step: int = field(default=8, metadata={"help": "Questions per RL step."})
     num_generations: int = field(default=8, metadata={"help": "Completions per question (GRPO group)."})
     rl_learning_rate: float = field(default=3e-4, metadata={"help": "Teacher RL learning rate."})
-    distill_questions: int = field(default=1000, metadata={"help": "Training questions each teacher explains."})
+    distill_questions: int = field(
+        default=1000, metadata={"help": "Training questions each teacher explains."}
+    )
     distill_steps: int = field(default=600, metadata={"help": "Steps of every distilled student (batch 32)."})
     distill_learning_rate: float = field(
         default=6e-3, metadata={"help": "Learning rate of every distilled student."}
@@ -77,7 +86,13 @@ class DemoArguments:
 
     def apply_quick(self) -> None:
         self.seeds = 1
-        self.base_steps, self.pretrain_steps, self.explain_steps, self.warmup_steps, self.rl_steps = 60, 100, 20, 30, 4
+        self.base_steps, self.pretrain_steps, self.explain_steps, self.warmup_steps, self.rl_steps = (
+            60,
+            100,
+            20,
+            30,
+            4,
+        )
         self.distill_questions, self.distill_steps, self.eval_questions = 64, 60, 48
 
     def mix(self) -> dict[str, float]:
@@ -101,8 +116,22 @@ COMPACT = get_tags("bespoke", "compact")
 
 def _common_train_args(out_dir: Path, seed: int) -> list[str]:
     return [
-        "--output_dir", str(out_dir), "--use_cpu", "true", "--bf16", "false", "--report_to", "none",
-        "--save_strategy", "no", "--disable_tqdm", "true", "--seed", str(seed), "--dtype", "float32",
+        "--output_dir",
+        str(out_dir),
+        "--use_cpu",
+        "true",
+        "--bf16",
+        "false",
+        "--report_to",
+        "none",
+        "--save_strategy",
+        "no",
+        "--disable_tqdm",
+        "true",
+        "--seed",
+        str(seed),
+        "--dtype",
+        "float32",
     ]
 
 
@@ -162,14 +191,16 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
     import torch
 
     from rlt import sft, train
-    from rlt.models import load_model_and_tokenizer, save_tiny_model
+    from rlt.loading import load_model_and_tokenizer
+    from rlt.models import save_tiny_model
     from rlt.tasks import DigitsTask
 
     torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, cfg.workers)))
     root = Path(cfg.out) / f"seed{seed}"
     # A finished stage leaves a marker; a re-run with the same settings skips it.
-    settings = json.dumps({k: v for k, v in asdict(cfg).items() if k not in ("out", "seeds", "workers")},
-                          sort_keys=True)
+    settings = json.dumps(
+        {k: v for k, v in asdict(cfg).items() if k not in ("out", "seeds", "workers")}, sort_keys=True
+    )
     if (root / "settings.json").exists() and (root / "settings.json").read_text() != settings:
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -202,32 +233,67 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
     one_op = DigitsTask(num_ops=1, modulus=cfg.modulus).generate(4000, seed=base + 8)
     data = _write_jsonl(root / "base.jsonl", [{**r, "explanation": r["reasoning_trace"]} for r in one_op])
     base_model = root / "base_model"
-    stage("base model", lambda: sft.distill_main(
-        _sft_args(str(init), data, base_model, cfg.base_steps, seed, "explanation")), base_model)
+    stage(
+        "base model",
+        lambda: sft.distill_main(_sft_args(str(init), data, base_model, cfg.base_steps, seed, "explanation")),
+        base_model,
+    )
 
     # 1. student pre-training on `steps` traces
-    data = _write_jsonl(root / "pretrain.jsonl", [{**r, "explanation": r["reasoning_trace"]} for r in pretrain_rows])
+    data = _write_jsonl(
+        root / "pretrain.jsonl", [{**r, "explanation": r["reasoning_trace"]} for r in pretrain_rows]
+    )
     student = root / "student"
-    stage("student pre-training", lambda: sft.distill_main(
-        _sft_args(str(base_model), data, student, cfg.pretrain_steps, seed, "explanation")), student)
+    stage(
+        "student pre-training",
+        lambda: sft.distill_main(
+            _sft_args(str(base_model), data, student, cfg.pretrain_steps, seed, "explanation")
+        ),
+        student,
+    )
 
     # 2. the teacher's starting point: the pre-trained model, also taught to explain (`steps`) in the
     # teacher chat (a stand-in for an instruct model that can already write explanations); then the
     # warm-up on mixed styles
-    data = _write_jsonl(root / "explain.jsonl", [
-        {"question": r["question"], "solution": r["solution"], "reasoning_trace": r["reasoning_trace"]}
-        for r in warmup_rows])
+    data = _write_jsonl(
+        root / "explain.jsonl",
+        [
+            {"question": r["question"], "solution": r["solution"], "reasoning_trace": r["reasoning_trace"]}
+            for r in warmup_rows
+        ],
+    )
     teacher_init = root / "teacher_init"
-    stage("teacher initialisation", lambda: sft.warmup_main(
-        _sft_args(str(student), data, teacher_init, cfg.explain_steps, seed, "reasoning_trace")), teacher_init)
+    stage(
+        "teacher initialisation",
+        lambda: sft.warmup_main(
+            _sft_args(str(student), data, teacher_init, cfg.explain_steps, seed, "reasoning_trace")
+        ),
+        teacher_init,
+    )
     mixed = task.mixed_explanations([r["question"] for r in warmup_rows], seed=base + 3)
-    data = _write_jsonl(root / "warmup.jsonl", [
-        {"question": r["question"], "solution": r["solution"], "reasoning_trace": e}
-        for r, (_, e) in zip(warmup_rows, mixed)])
+    data = _write_jsonl(
+        root / "warmup.jsonl",
+        [
+            {"question": r["question"], "solution": r["solution"], "reasoning_trace": e}
+            for r, (_, e) in zip(warmup_rows, mixed)
+        ],
+    )
     teacher_sft = root / "teacher_sft"
-    stage("teacher warm-up", lambda: sft.warmup_main(
-        _sft_args(str(teacher_init), data, teacher_sft, cfg.warmup_steps, seed, "reasoning_trace",
-                  cfg.warmup_learning_rate)), teacher_sft)
+    stage(
+        "teacher warm-up",
+        lambda: sft.warmup_main(
+            _sft_args(
+                str(teacher_init),
+                data,
+                teacher_sft,
+                cfg.warmup_steps,
+                seed,
+                "reasoning_trace",
+                cfg.warmup_learning_rate,
+            )
+        ),
+        teacher_sft,
+    )
 
     # 3. teacher RL, with and without the KL term
     def rl(out_dir: Path, kl_coefs: str) -> None:
@@ -255,34 +321,81 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
 
     # 4. collect traces from each teacher and distil fresh students (the base model, for every arm)
     traces: dict[str, Path] = {}
-    for arm, teacher_dir in (("sft_teacher", teacher_sft), ("rlt_teacher", teacher_rlt),
-                             ("rlt_no_kl_teacher", teacher_nokl)):
+    for arm, teacher_dir in (
+        ("sft_teacher", teacher_sft),
+        ("rlt_teacher", teacher_rlt),
+        ("rlt_no_kl_teacher", teacher_nokl),
+    ):
         model, tok = load_model_and_tokenizer(str(teacher_dir))
         out = root / f"traces_{arm}.jsonl"
-        stage(f"collect ({arm})", lambda model=model, tok=tok, out=out: collect.collect_traces(
-            model, tok, distill_rows, out, num_traces=1, temperature=0.7, max_new_tokens=32,
-            batch_size=128, seed=base, tag_format=COMPACT, system_prompt="", progress=False))
+        stage(
+            f"collect ({arm})",
+            lambda model=model, tok=tok, out=out: collect.collect_traces(
+                model,
+                tok,
+                distill_rows,
+                out,
+                num_traces=1,
+                temperature=0.7,
+                max_new_tokens=32,
+                batch_size=128,
+                seed=base,
+                tag_format=COMPACT,
+                system_prompt="",
+                progress=False,
+            ),
+        )
         traces[arm] = out
     traces["no_explanation"] = _write_jsonl(
-        root / "traces_no_explanation.jsonl", [{**r, "explanation": ""} for r in distill_rows])
+        root / "traces_no_explanation.jsonl", [{**r, "explanation": ""} for r in distill_rows]
+    )
 
     accuracy: dict[str, float] = {}
     styles_out: dict[str, dict[str, float]] = {}
     for arm in ("no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher"):
         rows = [json.loads(line) for line in traces[arm].read_text().splitlines()]
         styles_out[arm] = dict(Counter(task.classify_style(r["question"], r["explanation"]) for r in rows))
-        clean = _write_jsonl(root / f"distill_{arm}.jsonl", [
-            {"question": r["question"], "solution": r["solution"], "explanation": r["explanation"]} for r in rows])
+        clean = _write_jsonl(
+            root / f"distill_{arm}.jsonl",
+            [
+                {"question": r["question"], "solution": r["solution"], "explanation": r["explanation"]}
+                for r in rows
+            ],
+        )
         out_dir = root / f"student_{arm}"
         # Every student learns from exactly what its teacher wrote, empty explanations included.
         extra = ["--allow_empty_explanation", "true"]
-        stage(f"distil ({arm})", lambda clean=clean, out_dir=out_dir, extra=extra: sft.distill_main(
-            _sft_args(str(base_model), clean, out_dir, cfg.distill_steps, seed, "explanation",
-                      cfg.distill_learning_rate) + extra))
+        stage(
+            f"distil ({arm})",
+            lambda clean=clean, out_dir=out_dir, extra=extra: sft.distill_main(
+                _sft_args(
+                    str(base_model),
+                    clean,
+                    out_dir,
+                    cfg.distill_steps,
+                    seed,
+                    "explanation",
+                    cfg.distill_learning_rate,
+                )
+                + extra
+            ),
+        )
         model, tok = load_model_and_tokenizer(str(out_dir))
-        res = stage(f"evaluate ({arm})", lambda model=model, tok=tok: evaluate.evaluate_model(
-            model, tok, eval_rows, "digits", num_samples=1, max_new_tokens=48, batch_size=128,
-            tag_format=COMPACT, system_prompt="", progress=False))
+        res = stage(
+            f"evaluate ({arm})",
+            lambda model=model, tok=tok: evaluate.evaluate_model(
+                model,
+                tok,
+                eval_rows,
+                "digits",
+                num_samples=1,
+                max_new_tokens=48,
+                batch_size=128,
+                tag_format=COMPACT,
+                system_prompt="",
+                progress=False,
+            ),
+        )
         accuracy[arm] = float(res["accuracy"])
         report(seed, f"  {arm}: accuracy {accuracy[arm]:.3f}; trace styles {styles_out[arm]}")
 
@@ -293,8 +406,10 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         "accuracy": accuracy,
         "trace_styles": styles_out,
         "rl": {name: _rl_history(d) for name, d in (("rlt", teacher_rlt), ("no_kl", teacher_nokl))},
-        "styles": {name: {str(k): v for k, v in style_fractions(read_records(d / "completions.jsonl")).items()}
-                   for name, d in (("rlt", teacher_rlt), ("no_kl", teacher_nokl))},
+        "styles": {
+            name: {str(k): v for k, v in style_fractions(read_records(d / "completions.jsonl")).items()}
+            for name, d in (("rlt", teacher_rlt), ("no_kl", teacher_nokl))
+        },
         "elapsed_s": time.time() - t0,
     }
 
@@ -338,8 +453,10 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
     def styles(name: str) -> dict[str, list[float]]:
         out = {}
         for style in STYLES:
-            series = [[frac[style] for _, frac in sorted(r["styles"][name].items(), key=lambda kv: int(kv[0]))]
-                      for r in per_seed]
+            series = [
+                [frac[style] for _, frac in sorted(r["styles"][name].items(), key=lambda kv: int(kv[0]))]
+                for r in per_seed
+            ]
             out[style] = _mean_curves(series)
         return out
 
@@ -347,7 +464,9 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
         "arms": {arm: {"accuracy": [r["accuracy"][arm] for r in per_seed]} for arm in ARMS},
         "rl": {
             "reward": _mean_curves([r["rl"]["rlt"]["reward"] for r in per_seed]),
-            "solution_logprob_mean": _mean_curves([r["rl"]["rlt"]["solution_logprob_mean"] for r in per_seed]),
+            "solution_logprob_mean": _mean_curves(
+                [r["rl"]["rlt"]["solution_logprob_mean"] for r in per_seed]
+            ),
             "kl_mean": _mean_curves([r["rl"]["rlt"]["kl_mean"] for r in per_seed]),
             "style_fraction": styles("rlt"),
             "no_kl_reward": _mean_curves([r["rl"]["no_kl"]["reward"] for r in per_seed]),
@@ -366,11 +485,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-    from trl import TrlParser
 
+    from rlt.config import parse
     from rlt.demo_report import table, write_report
 
-    (cfg,) = TrlParser([DemoArguments]).parse_args_and_config(argv)
+    (cfg,) = parse([DemoArguments], argv)
     if cfg.quick:
         cfg.apply_quick()
     cfg.mix()  # validate before any work
@@ -380,10 +499,16 @@ def main(argv: list[str] | None = None) -> int:
     stages_per_seed = 4 + 2 + 3 + 4 * 2
     start = time.time()
     ctx = mp.get_context("spawn")  # fresh interpreters: torch thread pools do not survive fork well
-    with ctx.Manager() as manager, Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(), console=console,
-    ) as progress:
+    with (
+        ctx.Manager() as manager,
+        Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        ) as progress,
+    ):
         queue = manager.Queue()
         bars = {s: progress.add_task(f"seed {s}", total=stages_per_seed) for s in range(cfg.seeds)}
         with ProcessPoolExecutor(max_workers=max(1, min(cfg.workers, cfg.seeds)), mp_context=ctx) as pool:

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rlt.tasks import STYLES
+
 ARMS = ("no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher")
 ARM_LABELS = {
     "no_explanation": "question → answer, no explanation",
@@ -43,7 +45,6 @@ def _trend(values: list[float]) -> float:
 
 def style_shares(results: dict[str, Any], arm: str) -> dict[str, float] | None:
     """Share of each explanation style in ``arm``'s traces, mean over seeds; None without trace styles."""
-    from rlt.demo import STYLES
 
     counts = [seed[arm] for seed in results.get("trace_styles", {}).values() if arm in seed]
     if not counts:
@@ -75,7 +76,8 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
         (
             "Removing the KL term makes the traces worse (RLT without KL below RLT)",
             mean_std(nokl)[0] < mean_std(rlt)[0],
-            f"{mean_std(nokl)[0]:.3f} vs {mean_std(rlt)[0]:.3f}" + _steps_share(results, "rlt_no_kl_teacher", "rlt_teacher"),
+            f"{mean_std(nokl)[0]:.3f} vs {mean_std(rlt)[0]:.3f}"
+            + _steps_share(results, "rlt_no_kl_teacher", "rlt_teacher"),
         ),
     ]
     rl = results["rl"]
@@ -118,7 +120,6 @@ def trace_table(results: dict[str, Any]) -> str:
     A distilled student can only be as right as what it read, so this table says why the
     accuracies differ. Empty when ``results`` has no ``trace_styles``.
     """
-    from rlt.demo import STYLES
 
     rows = [(arm, shares) for arm in ARMS if (shares := style_shares(results, arm)) is not None]
     if not rows:

@@ -9,6 +9,7 @@ runaway sympy call in C). pass@k uses the unbiased estimator of Chen et al. (202
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from rlt.generation import (
     stop_ids,
 )
 from rlt.verify import Checker, MathVerifier, extract_answer, gpqa_letter, gpqa_row, task_checker
+
+logger = logging.getLogger(__name__)
 
 GPQA_COLUMNS = (
     "Question",
@@ -156,6 +159,7 @@ def evaluate_model(
     tokenizer: Any,
     rows: list[dict[str, Any]],
     task: str | EvalTask | Checker,
+    *,
     num_samples: int = 1,
     ks: tuple[int, ...] = (1,),
     temperature: float = 0.7,
@@ -347,7 +351,7 @@ class EvalArguments:
 def main(argv: list[str] | None = None) -> int:
     """`rlt eval`: load the task, answer, check, write ``results.json``/``results.md``/``samples.jsonl``."""
     from rlt.config import parse
-    from rlt.models import load_model_and_tokenizer, load_tokenizer
+    from rlt.loading import load_model_and_tokenizer, load_tokenizer
 
     (args,) = parse([EvalArguments], argv)
     backend = choose_backend(args.backend)
@@ -360,14 +364,15 @@ def main(argv: list[str] | None = None) -> int:
         else:
             model, tok = load_model_and_tokenizer(args.model)
         res = evaluate_model(
-            model, tok, task.rows, task, args.num_samples, tuple(args.k), args.temperature, args.max_new_tokens,
-            args.batch_size, get_tags(args.tag_format, args.chat_format), args.system_prompt, args.out,
-            args.seed, llm=llm,
+            model, tok, task.rows, task, num_samples=args.num_samples, ks=tuple(args.k),
+            temperature=args.temperature, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+            tag_format=get_tags(args.tag_format, args.chat_format), system_prompt=args.system_prompt,
+            out_dir=args.out, seed=args.seed, math_timeout=args.math_timeout, llm=llm,
         )  # fmt: skip
     finally:
         if task.closer is not None:
             task.closer()
-    print(f"eval {task.name}: accuracy {res['accuracy']:.3f} over {res['num_questions']} questions "
+    logger.info(f"eval {task.name}: accuracy {res['accuracy']:.3f} over {res['num_questions']} questions "
           f"({res['num_samples']} samples each); pass@k {res['pass_at_k']}; "
           f"{res['timeouts']} timeouts, {res['no_answer']} without an answer; results in {args.out}")  # fmt: skip
     return 0

@@ -190,7 +190,11 @@ def _untagged(solution: str, tags: TagSet) -> str:
 
 def solution_field(solution: str, tags: TagSet) -> str:
     """What stands between the solution tags: padded as in the data (stratos) or stripped (compact)."""
-    return tags.field(_untagged(solution, tags)) if tags.chat == "stratos" else strip_solution_tags(solution, tags)
+    return (
+        tags.field(_untagged(solution, tags))
+        if tags.chat == "stratos"
+        else strip_solution_tags(solution, tags)
+    )
 
 
 def tag_solution(solution: str, tags: TagSet) -> str:
@@ -367,7 +371,9 @@ def _encode(tokenizer: PreTrainedTokenizerBase, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
-def _encode_with_offsets(tokenizer: PreTrainedTokenizerBase, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+def _encode_with_offsets(
+    tokenizer: PreTrainedTokenizerBase, text: str
+) -> tuple[list[int], list[tuple[int, int]]]:
     if not text:
         return [], []
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
@@ -507,6 +513,25 @@ def explanation_token_ids(
     """``(explanation ids, closed)`` of :func:`split_completion_ids`."""
     split = split_completion_ids(completion_ids, tokenizer, tags)
     return split.ids, split.closed
+
+
+def extract_solution(completion: str, tags: TagSet) -> str | None:
+    """The answer between the solution tags of a student completion, or None.
+
+    Only a solution *after* the thinking is read when the thinking is closed (a solution
+    tag quoted inside the thinking does not count). An unclosed solution is None.
+    """
+    text = completion
+    if tags.think_close in text:
+        text = text.rsplit(tags.think_close, 1)[1]
+    start = text.rfind(tags.solution_open)
+    if start < 0:
+        return None
+    rest = text[start + len(tags.solution_open) :]
+    end = rest.find(tags.solution_close)
+    if end < 0:
+        return None
+    return rest[:end].strip()
 
 
 def as_text(value: Any) -> str:

@@ -12,7 +12,7 @@ it would take ``Qwen/Qwen2.5-7B-Instruct``.
 
 from __future__ import annotations
 
-import json
+import logging
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +21,6 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import (
     AutoModelForCausalLM,
-    AutoTokenizer,
     PreTrainedTokenizerBase,
     PreTrainedTokenizerFast,
     Qwen2Config,
@@ -29,6 +28,9 @@ from transformers import (
 )
 
 from rlt.formats import TAG_SETS
+from rlt.loading import save_tokenizer
+
+logger = logging.getLogger(__name__)
 
 # A ChatML template, as Qwen2.5 uses (its default system prompt left out).
 CHAT_TEMPLATE = (
@@ -169,51 +171,6 @@ def save_tiny_model(
     return out
 
 
-def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | Path) -> None:
-    """``save_pretrained``, recording a character tokenizer's class so :func:`load_tokenizer` keeps it."""
-    tokenizer.save_pretrained(out_dir)
-    if type(tokenizer).__name__ in ("PreTrainedTokenizerFast", "TokenizersBackend"):
-        cfg_path = Path(out_dir) / "tokenizer_config.json"
-        cfg = json.loads(cfg_path.read_text())
-        cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
-        cfg_path.write_text(json.dumps(cfg, indent=2))
-
-
-def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
-    """``AutoTokenizer.from_pretrained``, except for tokenizers saved as plain fast tokenizers.
-
-    transformers 5 maps every ``qwen2`` checkpoint to ``Qwen2Tokenizer``, whatever the
-    saved class, and that rebuilds the pre-tokenizer: a character tokenizer then drops
-    spaces. A directory whose tokenizer_config says ``PreTrainedTokenizerFast`` is
-    therefore loaded with that class. Every stage loads tokenizers through here.
-    """
-    cfg_path = Path(path).expanduser() / "tokenizer_config.json"
-    if cfg_path.is_file():
-        cls = json.loads(cfg_path.read_text()).get("tokenizer_class")
-        if cls == "PreTrainedTokenizerFast":
-            return PreTrainedTokenizerFast.from_pretrained(path)
-    return AutoTokenizer.from_pretrained(path)
-
-
-def load_model_and_tokenizer(
-    path: str, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None
-):
-    """Load a causal LM and its tokenizer from a hub id or a local directory, with a clear error."""
-    local = Path(path)
-    if (path.startswith((".", "/", "~")) or local.exists()) and not local.expanduser().exists():
-        raise FileNotFoundError(f"model path {path!r} does not exist")
-    try:
-        tok = load_tokenizer(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype if dtype is not None else "auto")
-    except OSError as err:
-        raise FileNotFoundError(f"cannot load model {path!r}: {err}") from err
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    if device is not None:
-        model.to(device)
-    return model, tok
-
-
 @dataclass
 class TinyModelArguments:
     """Arguments of `rlt tiny-model`."""
@@ -242,14 +199,14 @@ def _validate(args: TinyModelArguments) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trl import TrlParser
+    from rlt.config import parse
 
-    (args,) = TrlParser([TinyModelArguments]).parse_args_and_config(argv)
+    (args,) = parse([TinyModelArguments], argv)
     _validate(args)
     out = save_tiny_model(args.out, args.size, args.seed, args.tokenizer)
     n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
-    print(
-        f"wrote tiny model {args.size!r} ({n:,} parameters, seed {args.seed}, "
-        f"tokenizer {args.tokenizer!r}) to {out}"
-    )
+    logger.info(
+        "wrote tiny model %r (%s parameters, seed %d, tokenizer %r) to %s",
+        args.size, f"{n:,}", args.seed, args.tokenizer, out,
+    )  # fmt: skip
     return 0

@@ -21,9 +21,7 @@ from pathlib import Path
 from transformers import PreTrainedTokenizerBase
 
 # Qwen2's pre-tokenizer: single digits (\p{N}), unlike tiktoken's default \p{N}{1,3}.
-QWEN2_PATTERN = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN2_PATTERN = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 
 # Qwen2.5's added tokens, ids 151643.. in this order; the first 14 are special (skipped
 # when decoding with skip_special_tokens), the last 8 are ordinary added tokens.
@@ -55,7 +53,6 @@ ADDED_TOKENS = (
 )
 NUM_BPE_RANKS = 151_643
 VOCAB_SIZE = 151_936  # Qwen2.5's embedding rows (7B and 1.5B): the tokenizer's 151,665 ids, padded
-DEFAULT_SYSTEM_PROMPT = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
 # Qwen2.5-Instruct's chat template, as in its tokenizer_config.json: without a system
 # message it adds DEFAULT_SYSTEM_PROMPT.
@@ -114,7 +111,7 @@ def _cache_dir() -> Path:
 def _cached_path() -> str:
     path = _cache_dir()
     if not (path / "tokenizer.json").is_file():
-        from rlt.models import save_tokenizer
+        from rlt.loading import save_tokenizer
 
         tmp = path.with_name(path.name + f".tmp{os.getpid()}")
         save_tokenizer(build_qwen25_tokenizer(), tmp)
@@ -124,6 +121,6 @@ def _cached_path() -> str:
 
 def qwen25_tokenizer() -> PreTrainedTokenizerBase:
     """Qwen2.5-Instruct's tokenizer (ids, added tokens, chat template), from the on-disk cache."""
-    from rlt.models import load_tokenizer
+    from rlt.loading import load_tokenizer
 
     return load_tokenizer(_cached_path())

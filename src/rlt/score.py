@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rlt.errors import DataError
-from rlt.reward import RLTReward, RLTRewardConfig
+from rlt.rewards import RLTReward, RLTRewardConfig
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -189,7 +192,7 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
 
     from rlt.formats import get_tags
     from rlt.jsonl import JsonlAppender, done_ids, read_records
-    from rlt.models import load_model_and_tokenizer
+    from rlt.loading import load_model_and_tokenizer
 
     if args.batch_size <= 0:
         from rlt.errors import ConfigError
@@ -208,12 +211,14 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
         teacher, teacher_tok = load_model_and_tokenizer(args.teacher, dtype=dtype, device=device)
         teacher.eval()
     else:
-        print(
+        logger.info(
             "rlt score: no --teacher given: the KL terms cannot be computed (kl_mean/kl_max are null, reward = r_SS + p)"
         )
     reward = RLTReward(student, student_tok, config, teacher=teacher, teacher_tokenizer=teacher_tok)
 
-    print(f"rlt score: {len(todo)} rows in {args.input}, {len(todo) - len(pending)} already in {args.output}")
+    logger.info(
+        f"rlt score: {len(todo)} rows in {args.input}, {len(todo) - len(pending)} already in {args.output}"
+    )
     with (
         JsonlAppender(args.output) as out,
         Progress(
@@ -242,7 +247,7 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
         "rows": len(written),
         "mean_reward": mean,
     }
-    print(
+    logger.info(
         f"rlt score: scored {summary['scored']} rows ({summary['skipped']} already done); "
         f"{summary['rows']} rows in {args.output}, mean reward {mean:.4f}"
     )
@@ -250,9 +255,9 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trl import TrlParser
+    from rlt.config import parse
 
-    args, config = TrlParser([ScoreArguments, RLTRewardConfig]).parse_args_and_config(argv)
+    args, config = parse([ScoreArguments, RLTRewardConfig], argv)
     if args.format is not None:
         config.tag_format = args.format
         config.__post_init__()  # validate the alias like the field itself

@@ -23,12 +23,17 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
-from rlt.config import ModelArguments, clashing, parse
+from trl import ModelConfig, get_peft_config
+
+from rlt.config import clashing, model_init_kwargs, parse, validate_model_config
 from rlt.errors import ConfigError, DataError
+from rlt.training import resume_value, save_final
+
+logger = logging.getLogger(__name__)
 
 Stage = Literal["teacher", "student"]
 
@@ -60,13 +65,7 @@ class SFTStageArguments:
     )
 
 
-def _data_types() -> tuple[type, type]:
-    from rlt.data import DataArguments
-
-    return DataArguments, SFTStageArguments
-
-
-def parse_sft_args(argv: list[str] | None) -> tuple[ModelArguments, Any, Any, SFTStageArguments]:
+def parse_sft_args(argv: list[str] | None) -> tuple[ModelConfig, Any, Any, SFTStageArguments]:
     """``(model_args, data_args, sft_config, stage_args)`` from a recipe and command-line overrides."""
     from trl import SFTConfig
 
@@ -74,13 +73,13 @@ def parse_sft_args(argv: list[str] | None) -> tuple[ModelArguments, Any, Any, SF
 
     # SFTConfig wins a name clash (it is TRL's documented surface); a DataArguments field
     # of the same name would be shadowed, so refuse loudly rather than silently.
-    dropped = clashing([ModelArguments, SFTConfig], DataArguments)
+    dropped = clashing([ModelConfig, SFTConfig], DataArguments)
     if dropped:
         raise ConfigError(
-            f"internal: DataArguments fields {sorted(dropped)} clash with SFTConfig/ModelArguments"
+            f"internal: DataArguments fields {sorted(dropped)} clash with SFTConfig/ModelConfig"
         )
     model_args, data_args, sft_args, stage_args = parse(
-        [ModelArguments, DataArguments, SFTConfig, SFTStageArguments], argv
+        [ModelConfig, DataArguments, SFTConfig, SFTStageArguments], argv
     )
     return model_args, data_args, sft_args, stage_args
 
@@ -155,14 +154,14 @@ def build_dataset(stage: Stage, data_args: Any, stage_args: SFTStageArguments, t
 
 
 def build_sft_trainer(
-    stage: Stage, model_args: ModelArguments, data_args: Any, sft_args: Any, stage_args: SFTStageArguments
+    stage: Stage, model_args: ModelConfig, data_args: Any, sft_args: Any, stage_args: SFTStageArguments
 ) -> Any:
     """A ready ``SFTTrainer`` for ``stage`` (no training yet): validated, data rendered, model loaded."""
     from trl import SFTTrainer
 
-    from rlt.models import load_tokenizer
+    from rlt.loading import load_tokenizer
 
-    model_args.validate()
+    validate_model_config(model_args)
     _tags(data_args)
     if sft_args.completion_only_loss is False:
         raise ConfigError(
@@ -185,14 +184,16 @@ def build_sft_trainer(
     dataset = build_dataset(stage, data_args, stage_args, tokenizer)
     sft_args.model_init_kwargs = {
         **(sft_args.model_init_kwargs or {}),
-        **model_args.model_init_kwargs(trust_remote_code=bool(getattr(sft_args, "trust_remote_code", False))),
+        **model_init_kwargs(
+            model_args, trust_remote_code=bool(getattr(sft_args, "trust_remote_code", False))
+        ),
     }
     trainer = SFTTrainer(
         model=model_args.model_name_or_path,
         args=sft_args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=model_args.peft_config(),
+        peft_config=get_peft_config(model_args),
     )
     if hasattr(trainer.train_dataset, "__len__") and len(trainer.train_dataset) == 0:
         # TRL truncates to max_length (keeping the start) and drops examples with no completion left.
@@ -203,60 +204,14 @@ def build_sft_trainer(
     return trainer
 
 
-def _resume_value(value: Any, output_dir: str | None = None) -> Any:
-    """``--resume_from_checkpoint true`` means the newest *complete* checkpoint in output_dir."""
-    if isinstance(value, str) and value.lower() in ("true", "latest"):
-        return _last_complete_checkpoint(output_dir) or True
-    if isinstance(value, str) and value.lower() in ("false", "none", ""):
-        return None
-    return value
-
-
-def _last_complete_checkpoint(output_dir: str | None) -> str | None:
-    """The newest ``checkpoint-N`` whose trainer_state.json reads back.
-
-    transformers writes trainer_state.json last, and its own "newest checkpoint" is just
-    the highest N: a run killed mid-save would resume from a half-written folder and crash.
-    """
-    import json
-    import re
-
-    if not output_dir or not Path(output_dir).is_dir():
-        return None
-    found = []
-    for path in Path(output_dir).iterdir():
-        match = re.fullmatch(r"checkpoint-(\d+)", path.name)
-        if match and path.is_dir():
-            try:
-                json.loads((path / "trainer_state.json").read_text())
-            except (OSError, ValueError):
-                continue  # half-written: skipped
-            found.append((int(match.group(1)), str(path)))
-    return max(found)[1] if found else None
-
-
-def save_final(trainer: Any, output_dir: str, dataset_name: str | None = None) -> None:
-    """Model, tokenizer (kept loadable by :func:`rlt.models.load_tokenizer`) and a model card."""
-    from rlt.models import save_tokenizer
-
-    trainer.save_model(output_dir)
-    trainer.save_state()  # trainer_state.json (log history, global step) next to the model; main process only
-    if trainer.args.should_save:
-        save_tokenizer(trainer.processing_class, output_dir)
-        try:
-            trainer.create_model_card(model_name=Path(output_dir).name, dataset_name=dataset_name)
-        except Exception as err:  # a card is a courtesy; never fail a finished run over it
-            print(f"rlt: could not write a model card: {err}")
-
-
 def run_sft(stage: Stage, argv: list[str] | None) -> int:
     """Parse, build, train and save one SFT stage."""
     model_args, data_args, sft_args, stage_args = parse_sft_args(argv)
     trainer = build_sft_trainer(stage, model_args, data_args, sft_args, stage_args)
-    trainer.train(resume_from_checkpoint=_resume_value(sft_args.resume_from_checkpoint, sft_args.output_dir))
+    trainer.train(resume_from_checkpoint=resume_value(sft_args.resume_from_checkpoint, sft_args.output_dir))
     save_final(trainer, sft_args.output_dir, getattr(data_args, "dataset_name", None))
     if trainer.args.should_save:
-        print(f"rlt: saved the {stage} model to {sft_args.output_dir}")
+        logger.info(f"rlt: saved the {stage} model to {sft_args.output_dir}")
     return 0
 
 

@@ -214,6 +214,8 @@ def evaluate_countdown(expression: str, numbers: list[int]) -> Fraction:
 
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.S)
+# TinyZero gives a well-formed but wrong countdown answer a small credit.
+COUNTDOWN_FORMAT_CREDIT = 0.1
 
 
 @dataclass
@@ -265,6 +267,10 @@ class CountdownTask:
     def extract_expression(answer: str) -> str | None:
         found = _ANSWER_RE.findall(answer)
         return found[-1].strip() if found else None
+
+    def partial_credit(self, answer: str) -> float:
+        """TinyZero's credit for a wrong answer: :data:`COUNTDOWN_FORMAT_CREDIT` when well-formed."""
+        return COUNTDOWN_FORMAT_CREDIT if self.extract_expression(answer) is not None else 0.0
 
     def verify(self, question: str, answer: str) -> bool:
         """True when ``answer`` (an expression, optionally in ``<answer>`` tags) reaches the target."""

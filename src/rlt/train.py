@@ -4,7 +4,7 @@ Two modes (``policy``):
 
 - ``teacher`` (spec §4, "RL"): the data set is the teacher's RL view (prompt = teacher chat
   up to ``EXPL_OPEN``, plus ``question``/``solution`` columns) and the reward is ``rlt``
-  (:class:`rlt.reward.RLTReward`) with a frozen student loaded once here.
+  (:class:`rlt.rewards.RLTReward`) with a frozen student loaded once here.
 - ``student``: RL of a student from its own prompt (``rlt.formats.student_prompt``), e.g. a
   cold start from a distilled checkpoint, with ``correctness`` and ``format`` rewards.
 
@@ -35,6 +35,7 @@ Example::
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -43,12 +44,22 @@ from typing import Any
 
 import torch
 from transformers import TrainerCallback
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
 
-from rlt.config import ModelArguments, clashing, parse, rebuild, without_fields, world_size
+from rlt.config import (
+    clashing,
+    model_init_kwargs,
+    parse,
+    rebuild,
+    validate_model_config,
+    without_fields,
+    world_size,
+)
 from rlt.errors import ConfigError, DataError
-from rlt.reward import RLTReward, RLTRewardConfig
-from rlt.rewards import check_reward_names, make_reward_funcs
+from rlt.loading import check_vocabularies, load_student, load_tokenizer_for
+from rlt.rewards import RLTReward, RLTRewardConfig, check_reward_names, make_reward_funcs
+
+logger = logging.getLogger(__name__)
 
 TEACHER_LOGPROB_SOURCES = ("auto", "reward", "trainer")
 POLICIES = ("teacher", "student")
@@ -194,20 +205,20 @@ class RLTTrainArguments:
 
 def _reward_fields_type(data_type: type) -> type:
     """RLTRewardConfig's fields for the parser; ``tag_format``/``chat_format`` are the data's, clashes are dropped."""
-    others = [ModelArguments, data_type, RLTGRPOConfig, RLTTrainArguments]
+    others = [ModelConfig, data_type, RLTGRPOConfig, RLTTrainArguments]
     drop = {"tag_format", "chat_format"} | clashing(others, RLTRewardConfig)
     return without_fields(RLTRewardConfig, drop, name="RLTRewardArguments")
 
 
 def parse_train_args(
     argv: list[str] | None,
-) -> tuple[ModelArguments, Any, RLTGRPOConfig, RLTTrainArguments, Any]:
+) -> tuple[ModelConfig, Any, RLTGRPOConfig, RLTTrainArguments, Any]:
     """``(model_args, data_args, grpo_config, train_args, reward_config)`` from a recipe + overrides."""
     from rlt.data import DataArguments
 
     reward_type = _reward_fields_type(DataArguments)
     model_args, data_args, grpo_args, train_args, reward_fields = parse(
-        [ModelArguments, DataArguments, RLTGRPOConfig, RLTTrainArguments, reward_type], argv
+        [ModelConfig, DataArguments, RLTGRPOConfig, RLTTrainArguments, reward_type], argv
     )
     train_args.validate()
     try:
@@ -431,36 +442,11 @@ def _tags(data_args: Any):
     from rlt.formats import get_tags
 
     try:
-        return get_tags(getattr(data_args, "tag_format", "bespoke"), getattr(data_args, "chat_format", "stratos"))
+        return get_tags(
+            getattr(data_args, "tag_format", "bespoke"), getattr(data_args, "chat_format", "stratos")
+        )
     except ValueError as err:
         raise ConfigError(f"tag_format/chat_format: {err}") from None
-
-
-def _load_tokenizer(path: str, field_name: str) -> Any:
-    from rlt.models import load_tokenizer
-
-    local = Path(path).expanduser()
-    if (path.startswith((".", "/", "~")) or local.exists()) and not local.exists():
-        raise FileNotFoundError(f"{field_name}: model path {path!r} does not exist")
-    try:
-        tok = load_tokenizer(path)
-    except OSError as err:
-        raise FileNotFoundError(f"{field_name}: cannot load the tokenizer of {path!r}: {err}") from err
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    return tok
-
-
-def check_vocabularies(teacher_tok: Any, student_tok: Any, tags: Any) -> None:
-    """ConfigError when teacher and student tokenizers differ (the reward scores teacher ids with the student)."""
-    from rlt.reward import _vocab_difference
-
-    diff = _vocab_difference(teacher_tok, student_tok, tags.all_tags)
-    if diff is not None:
-        raise ConfigError(
-            "student_model_name_or_path: the student's vocabulary differs from the teacher's "
-            f"(model_name_or_path); the RLT reward needs one shared vocabulary: {diff}"
-        )
 
 
 def build_dataset(
@@ -478,7 +464,11 @@ def build_dataset(
         system = reward_config.student_system_prompt
 
         def add_prompt(example: dict[str, Any]) -> dict[str, Any]:
-            return {"prompt": student_prompt(tokenizer, example["question"], tags, data.row_system(example, system))}
+            return {
+                "prompt": student_prompt(
+                    tokenizer, example["question"], tags, data.row_system(example, system)
+                )
+            }
 
         ds = rows.map(add_prompt, desc="rendering student prompts")
     missing = [c for c in ("prompt", "question", "solution") if c not in ds.column_names]
@@ -493,21 +483,23 @@ def build_dataset(
             desc="max_prompt_length",
         )
         if len(ds) < before:
-            print(f"rlt train: dropped {before - len(ds)} of {before} rows longer than max_prompt_length")
+            logger.info(
+                f"rlt train: dropped {before - len(ds)} of {before} rows longer than max_prompt_length"
+            )
     if len(ds) == 0:
         raise DataError("the data set has no rows after loading and filtering")
     return ds
 
 
 def build_trainer(
-    model_args: ModelArguments,
+    model_args: ModelConfig,
     data_args: Any,
     grpo_args: RLTGRPOConfig,
     train_args: RLTTrainArguments,
     reward_config: RLTRewardConfig,
 ) -> RLTGRPOTrainer:
     """Validate (tokenizers before weights), render the data, load the student, build the trainer."""
-    model_args.validate()
+    validate_model_config(model_args)
     train_args.validate()
     tags = _tags(data_args)
     uses_rlt = "rlt" in train_args.reward_funcs
@@ -523,10 +515,10 @@ def build_trainer(
             "(spec §3): set both to the same value"
         )
 
-    tokenizer = _load_tokenizer(model_args.model_name_or_path, "model_name_or_path")
+    tokenizer = load_tokenizer_for(model_args.model_name_or_path, "model_name_or_path")
     student_tok = None
     if uses_rlt:
-        student_tok = _load_tokenizer(train_args.student_model_name_or_path, "student_model_name_or_path")
+        student_tok = load_tokenizer_for(train_args.student_model_name_or_path, "student_model_name_or_path")
         check_vocabularies(tokenizer, student_tok, tags)
     dataset = build_dataset(
         train_args.policy, data_args, tokenizer, reward_config, train_args.max_prompt_length
@@ -534,25 +526,19 @@ def build_trainer(
 
     rlt_reward = None
     if uses_rlt:
-        from transformers import AutoModelForCausalLM
-
-        dtype = train_args.student_dtype
-        student = AutoModelForCausalLM.from_pretrained(
-            train_args.student_model_name_or_path,
-            dtype=dtype if dtype == "auto" else getattr(torch, dtype),
-            revision=train_args.student_revision,
-            trust_remote_code=bool(getattr(grpo_args, "trust_remote_code", False)),
-        )
         # Frozen, loaded once per process, on this process's device (RLTReward moves it to the
         # CPU with offload_student); it never joins the optimiser or accelerate's wrapping.
-        student.to(grpo_args.device)
+        student = load_student(
+            train_args.student_model_name_or_path, train_args.student_dtype, train_args.student_revision,
+            bool(getattr(grpo_args, "trust_remote_code", False)), grpo_args.device,
+        )  # fmt: skip
         rlt_reward = RLTReward(student, student_tok, reward_config, teacher=None, teacher_tokenizer=tokenizer)
     funcs = make_reward_funcs(train_args.reward_funcs, tags, getattr(data_args, "task", None), rlt_reward)
 
     grpo_args.model_init_kwargs = {
         **(grpo_args.model_init_kwargs or {}),
-        **model_args.model_init_kwargs(
-            trust_remote_code=bool(getattr(grpo_args, "trust_remote_code", False))
+        **model_init_kwargs(
+            model_args, trust_remote_code=bool(getattr(grpo_args, "trust_remote_code", False))
         ),
     }
     return RLTGRPOTrainer(
@@ -561,7 +547,7 @@ def build_trainer(
         args=grpo_args,
         train_dataset=dataset,
         processing_class=tokenizer,
-        peft_config=model_args.peft_config(),
+        peft_config=get_peft_config(model_args),
         rlt_reward=rlt_reward,
         rlt_args=train_args,
     )
@@ -569,16 +555,14 @@ def build_trainer(
 
 def main(argv: list[str] | None = None) -> int:
     """``rlt train``: parse, build, train (resuming if asked) and save."""
-    from rlt.sft import _resume_value, save_final
+    from rlt.training import resume_value, save_final
 
     model_args, data_args, grpo_args, train_args, reward_config = parse_train_args(argv)
     trainer = build_trainer(model_args, data_args, grpo_args, train_args, reward_config)
-    trainer.train(
-        resume_from_checkpoint=_resume_value(grpo_args.resume_from_checkpoint, grpo_args.output_dir)
-    )
+    trainer.train(resume_from_checkpoint=resume_value(grpo_args.resume_from_checkpoint, grpo_args.output_dir))
     save_final(trainer, grpo_args.output_dir, getattr(data_args, "dataset_name", None))
     if trainer.args.should_save:
-        print(f"rlt train: saved the {train_args.policy} to {grpo_args.output_dir}")
+        logger.info(f"rlt train: saved the {train_args.policy} to {grpo_args.output_dir}")
     return 0
 
 

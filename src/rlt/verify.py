@@ -23,8 +23,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from rlt.formats import TagSet
-from rlt.rewards import extract_solution
+from rlt.formats import TagSet, extract_solution
 
 Checker = Callable[[dict[str, Any], str], tuple[bool, str]]
 LETTERS = "ABCD"
@@ -67,22 +66,32 @@ def extract_answer(completion: str, tags: TagSet, fallback: bool = True) -> str 
 # --------------------------------------------------------------------------- math-verify, safely
 
 
-def math_verify_unguarded(gold: str, answer: str) -> bool:
-    """``verify(parse(gold), parse(answer))`` with every math-verify timeout disabled.
+def _normalise(text: str) -> str:
+    text = text.strip().strip("$").strip()
+    text = re.sub(r"\\boxed\{(.*)\}", r"\1", text)
+    return re.sub(r"\s+", "", text).rstrip(".").lower()
 
-    Only safe inside a process that can be killed (see :class:`MathVerifier`); a
-    reference that does not parse as is is retried wrapped in ``$...$``.
+
+def math_equal(gold: str, answer: str) -> bool:
+    """The one math-verify wrapper: ``verify(parse(gold), parse(answer))``, every timeout disabled.
+
+    Only safe inside a process that can be killed (it runs in :class:`MathVerifier`'s
+    worker). Text that does not parse as is is retried wrapped in ``$...$``; a reference
+    that still does not parse is compared as normalised text (spaces, ``$``, ``\\boxed{}``
+    and a final period ignored).
     """
     from math_verify import parse, verify
 
     gold_parsed = parse(gold, parsing_timeout=None) or parse(f"${gold}$", parsing_timeout=None)
+    if not gold_parsed:
+        return _normalise(gold) == _normalise(answer)
     answer_parsed = parse(answer, parsing_timeout=None) or parse(f"${answer}$", parsing_timeout=None)
     return bool(verify(gold_parsed, answer_parsed, timeout_seconds=None))
 
 
 def _warm_up() -> bool:
     """Import math-verify (and sympy) in the worker and run one trivial check."""
-    return math_verify_unguarded("1", "1")
+    return math_equal("1", "1")
 
 
 class MathVerifier:
@@ -123,7 +132,7 @@ class MathVerifier:
     def check(self, gold: str, answer: str) -> tuple[bool, str]:
         """``(correct, status)`` with status ``ok``, ``timeout`` or ``error``."""
         with self._lock:
-            future = self._get_pool().submit(math_verify_unguarded, gold, answer)
+            future = self._get_pool().submit(math_equal, gold, answer)
             try:
                 return future.result(timeout=self.timeout), "ok"
             except FutureTimeout:

@@ -1,4 +1,4 @@
-"""Teacher completions the parser and the reward must survive (basics: tests/test_reward.py)."""
+"""Teacher completions the parser and the reward must survive (basics: tests/rewards/test_rlt_reward.py)."""
 
 import math
 
@@ -8,7 +8,7 @@ import torch
 from rlt.errors import RewardError
 from rlt.formats import explanation_token_ids, get_tags
 from rlt.models import char_tokenizer, tiny_model
-from rlt.reward import RLTReward, RLTRewardConfig
+from rlt.rewards import RLTReward, RLTRewardConfig
 
 TAGS = get_tags("bespoke")
 

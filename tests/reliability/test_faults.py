@@ -2,6 +2,7 @@
 
 import errno
 import json
+import logging
 import math
 import os
 import random
@@ -15,7 +16,7 @@ from rlt.errors import ConfigError, DataError, RLTError
 from rlt.formats import explanation_token_ids, extract_explanation, get_tags
 from rlt.jsonl import JsonlAppender, read_records
 from rlt.models import char_tokenizer, tiny_model
-from rlt.reward import RLTReward, RLTRewardConfig
+from rlt.rewards import RLTReward, RLTRewardConfig
 from rlt.train import build_dataset
 
 Q, S = "start 7; +5; *3 (mod 10)", "6"
@@ -49,16 +50,16 @@ def test_duplicate_ids_in_score_input_are_refused(tiny_model_dir, tmp_path, caps
     assert "duplicate id 'a'" in capsys.readouterr().err
 
 
-def test_long_questions_are_dropped_with_a_count_not_cut(capsys):
+def test_long_questions_are_dropped_with_a_count_not_cut(caplog):
     _, tok = tiny_model()
     args = DataArguments(task="digits", task_size=6, num_ops=2)
     long_args = DataArguments(task="digits", task_size=6, num_ops=12)
     cfg = RLTRewardConfig(teacher_system_prompt="")
     short = build_dataset("teacher", args, tok, cfg, max_prompt_length=None)
     limit = max(len(tok(p, add_special_tokens=False)["input_ids"]) for p in short["prompt"])
-    with pytest.raises(DataError, match="no rows after"):
+    with caplog.at_level(logging.INFO, logger="rlt"), pytest.raises(DataError, match="no rows after"):
         build_dataset("teacher", long_args, tok, cfg, max_prompt_length=limit)
-    assert "dropped 6 of 6 rows longer than max_prompt_length" in capsys.readouterr().out
+    assert "dropped 6 of 6 rows longer than max_prompt_length" in caplog.text
     kept = build_dataset("teacher", args, tok, cfg, max_prompt_length=limit)
     assert kept["solution"] == short["solution"]  # kept rows are whole, the solution intact
 

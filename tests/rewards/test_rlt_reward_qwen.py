@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from rlt.formats import STRATOS_SYSTEM_PROMPT, get_tags, teacher_rl_prompt
-from rlt.reward import RLTReward, RLTRewardConfig
+from rlt.rewards import RLTReward, RLTRewardConfig
 
 TAGS = get_tags("bespoke")
 ROWS = [  # (question, padded solution as in Bespoke-Stratos-17k, what the teacher wrote before its close tag)

@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
@@ -56,6 +55,7 @@ from rlt.formats import (
     student_segments,
     teacher_rl_prompt,
 )
+from rlt.rewards.logprobs import body_and_head, model_device, span_logprobs
 
 SOLUTION_REDUCTIONS = ("mean", "min")
 STUDENT_TOKENIZATIONS = ("segments", "canonical")
@@ -109,11 +109,6 @@ def parse_coefs(value: Any, field_name: str, allowed: Sequence[str]) -> list[tup
             raise ConfigError(f"{field_name}: unknown reduction {name!r}; expected one of {list(allowed)}")
         out.append((coef, name))
     return out
-
-
-def format_coefs(coefs: Sequence[tuple[float, str]]) -> str:
-    """The CLI string form of a coefficient list: ``"1.0:mean,0.01:min"``."""
-    return ",".join(f"{c:g}:{n}" for c, n in coefs)
 
 
 @dataclass
@@ -204,7 +199,9 @@ class RLTRewardConfig:
         except ValueError as err:
             raise ConfigError(f"tag_format: {err}") from None
         if self.chat_format not in CHAT_FORMATS:
-            raise ConfigError(f"chat_format: unknown chat format {self.chat_format!r}; expected one of {list(CHAT_FORMATS)}")
+            raise ConfigError(
+                f"chat_format: unknown chat format {self.chat_format!r}; expected one of {list(CHAT_FORMATS)}"
+            )
         if self.student_tokenization not in STUDENT_TOKENIZATIONS:
             raise ConfigError(
                 f"student_tokenization: expected one of {list(STUDENT_TOKENIZATIONS)}, got {self.student_tokenization!r}"
@@ -221,195 +218,6 @@ class RLTRewardConfig:
             raise ConfigError(f"empty_term_value: must be finite or None, got {self.empty_term_value!r}")
         if self.padding_side not in ("left", "right"):
             raise ConfigError(f"padding_side: must be 'left' or 'right', got {self.padding_side!r}")
-
-    @property
-    def uses_kl(self) -> bool:
-        """Whether any KL coefficient is non-zero (0 everywhere is the paper's no-alignment ablation)."""
-        return any(c != 0 for c, _ in self.kl_coefs)
-
-
-# --------------------------------------------------------------------------- log-probs of chosen tokens
-
-
-def chunked_token_logprobs(
-    hidden: torch.Tensor,
-    lm_head: nn.Module | torch.Tensor,
-    targets: torch.Tensor,
-    temperature: float = 1.0,
-    chunk_size: int = 256,
-) -> torch.Tensor:
-    """``log_softmax(lm_head(hidden) / temperature)[targets]`` without full logits.
-
-    Args:
-        hidden: ``[N, H]`` hidden states, each the input of the prediction of one target.
-        lm_head: the output projection: an ``nn.Linear`` (its weight ``[V, H]`` and bias are
-            used directly), any module mapping ``[n, H] -> [n, V]``, or a weight ``[V, H]``.
-        targets: ``[N]`` token ids.
-        temperature: logits are divided by it before the softmax.
-        chunk_size: positions per chunk; only ``[chunk_size, V]`` logits exist at a time.
-
-    Returns:
-        ``[N]`` fp32 log-probabilities. Per chunk, the logits are computed (in the head's
-        dtype) into a reused fp32 ``[chunk_size, V]`` buffer, divided by the temperature,
-        and turned into log-probs by ``torch.log_softmax(..., out=)`` into a second
-        reused buffer; only the targets' entries are gathered. Peak extra memory is
-        ``2 · chunk_size · V · 4`` bytes whatever ``N`` is. (The fused log-softmax kernel
-        is the logsumexp + gather of spec §3 in one vectorised pass, and faster on CPU
-        than separate max/exp/sum passes; reusing buffers avoids the page faults of
-        allocating ``[chunk, V]`` tensors, which dominate at large vocabularies.)
-        A position whose logits contain NaN or +inf comes back non-finite, never
-        silently finite, so callers can say which sample was affected.
-    """
-    if hidden.dim() != 2 or targets.dim() != 1 or hidden.shape[0] != targets.shape[0]:
-        raise ValueError(
-            f"expected hidden [N, H] and targets [N], got {tuple(hidden.shape)} and {tuple(targets.shape)}"
-        )
-    n = hidden.shape[0]
-    out = torch.empty(n, dtype=torch.float32, device=hidden.device)
-    if n == 0:
-        return out
-    weight: torch.Tensor | None
-    bias: torch.Tensor | None = None
-    if isinstance(lm_head, torch.Tensor):
-        weight = lm_head
-    elif type(lm_head) is nn.Linear:  # exactly Linear: subclasses (LoRA, quantised) may override forward
-        weight, bias = lm_head.weight, lm_head.bias
-    else:
-        weight = None
-    targets = targets.to(hidden.device)
-    inv_t = 1.0 / float(temperature)
-    # An fp32 head can take the temperature on the [n, H] input instead of the [n, V]
-    # logits and write straight into the buffer: one pass over [n, V] less.
-    direct = weight is not None and weight.dtype == torch.float32 and hidden.dtype == torch.float32
-    logits_buf: torch.Tensor | None = None
-    lsm_buf: torch.Tensor | None = None
-    for start in range(0, n, chunk_size):
-        h = hidden[start : start + chunk_size]
-        t = targets[start : start + chunk_size, None]
-        m = h.shape[0]
-        if direct:
-            assert weight is not None
-            if logits_buf is None:
-                logits_buf = torch.empty(
-                    min(chunk_size, n), weight.shape[0], dtype=torch.float32, device=h.device
-                )
-            logits = logits_buf[:m]
-            if bias is None:
-                torch.matmul(h * inv_t, weight.t(), out=logits)
-            else:
-                torch.addmm(bias * inv_t, h * inv_t, weight.t(), out=logits)
-        else:
-            z = F.linear(h, weight, bias) if weight is not None else lm_head(h)  # type: ignore[operator]
-            if logits_buf is None:
-                logits_buf = torch.empty(
-                    min(chunk_size, n), z.shape[-1], dtype=torch.float32, device=h.device
-                )
-            logits = logits_buf[:m]
-            logits.copy_(z)
-            del z
-            logits.mul_(inv_t)
-        if lsm_buf is None:
-            lsm_buf = torch.empty_like(logits_buf)
-        lp = torch.log_softmax(logits, dim=1, out=lsm_buf[:m]).gather(1, t).squeeze(1)
-        # logsumexp = chosen logit − log-prob; NaN/±inf there means NaN/+inf among the logits.
-        lse = logits.gather(1, t).squeeze(1) - lp
-        bad = ~torch.isfinite(lse) | ~torch.isfinite(lp)
-        out[start : start + m] = torch.where(bad, torch.full_like(lp, float("nan")), lp)
-    return out
-
-
-def _body_and_head(model: nn.Module, who: str) -> tuple[nn.Module, nn.Module]:
-    """The decoder body (hidden states) and the LM head of a causal LM."""
-    config = getattr(model, "config", None)
-    for attr in ("final_logit_softcapping", "logit_scale"):
-        if getattr(config, attr, None) not in (None, 1.0):
-            raise RewardError(
-                f"the {who} applies {attr} to its logits; the RLT reward's chunked head does not support that"
-            )
-    body = model.get_decoder() if hasattr(model, "get_decoder") else None
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    if body is None or head is None:
-        raise RewardError(
-            f"the {who} ({type(model).__name__}) does not expose get_decoder()/get_output_embeddings(); "
-            "the RLT reward needs a causal LM body and head"
-        )
-    return body, head
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    try:
-        return next(model.parameters()).device
-    except StopIteration:
-        return torch.device("cpu")
-
-
-def span_logprobs(
-    model: nn.Module,
-    sequences: list[list[int]],
-    spans: list[list[tuple[int, int]]],
-    temperature: float,
-    chunk_size: int,
-    padding_side: str = "right",
-    pad_id: int = 0,
-    micro_batch_size: int | None = None,
-) -> list[list[torch.Tensor]]:
-    """Log-probs of the tokens in ``spans`` of each sequence, one body forward per micro-batch.
-
-    Args:
-        sequences: ``B`` token-id lists.
-        spans: per sequence, ``[start, end)`` position ranges with ``start >= 1`` (position
-            ``t`` is predicted from the hidden state at ``t - 1``).
-    Returns:
-        Per sequence, one fp32 CPU tensor ``[end - start]`` per span; non-finite where the
-        logits were (see :func:`chunked_token_logprobs`).
-    """
-    body, head = _body_and_head(model, "model")
-    device = _model_device(model)
-    results: list[list[torch.Tensor]] = [[] for _ in sequences]
-    step = micro_batch_size or max(1, len(sequences))
-    for lo in range(0, len(sequences), step):
-        group = list(range(lo, min(lo + step, len(sequences))))
-        lengths = [len(sequences[i]) for i in group]
-        width = max(lengths)
-        ids = torch.full((len(group), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(group), width), dtype=torch.long)
-        offsets = []
-        for row, i in enumerate(group):
-            off = width - lengths[row] if padding_side == "left" else 0
-            offsets.append(off)
-            ids[row, off : off + lengths[row]] = torch.tensor(sequences[i], dtype=torch.long)
-            mask[row, off : off + lengths[row]] = 1
-        # Explicit positions: left padding must not shift the rotary positions of real tokens.
-        positions = (mask.cumsum(dim=1) - 1).clamp_(min=0)
-        rows, cols, targets = [], [], []
-        for row, i in enumerate(group):
-            for start, end in spans[i]:
-                if start < 1 or end > lengths[row] or start > end:
-                    raise RewardError(
-                        f"span [{start}, {end}) is outside sequence {i} of length {lengths[row]}"
-                    )
-                pos = torch.arange(start, end)
-                rows.append(torch.full((end - start,), row, dtype=torch.long))
-                cols.append(pos - 1 + offsets[row])
-                targets.append(torch.tensor(sequences[i][start:end], dtype=torch.long))
-        hidden = body(
-            input_ids=ids.to(device),
-            attention_mask=mask.to(device),
-            position_ids=positions.to(device),
-            use_cache=False,
-        ).last_hidden_state
-        if rows:
-            r, c = torch.cat(rows).to(device), torch.cat(cols).to(device)
-            lp = chunked_token_logprobs(hidden[r, c], head, torch.cat(targets), temperature, chunk_size).cpu()
-        else:
-            lp = torch.empty(0)
-        del hidden
-        at = 0
-        for i in group:
-            for start, end in spans[i]:
-                results[i].append(lp[at : at + end - start])
-                at += end - start
-    return results
 
 
 # --------------------------------------------------------------------------- reductions
@@ -430,26 +238,6 @@ def _weighted(stats: dict[str, float], coefs: Sequence[tuple[float, str]]) -> fl
 
 
 # --------------------------------------------------------------------------- the reward
-
-
-def _vocab_difference(
-    a: PreTrainedTokenizerBase, b: PreTrainedTokenizerBase, tags: Sequence[str]
-) -> str | None:
-    """A description of how two tokenizers' vocabularies differ, or None if they agree."""
-    va, vb = a.get_vocab(), b.get_vocab()
-    if va == vb:
-        return None
-    parts = []
-    if len(va) != len(vb):
-        parts.append(f"sizes {len(va)} (teacher) vs {len(vb)} (student)")
-    for tag in tags:
-        ia, ib = va.get(tag), vb.get(tag)
-        if ia != ib:
-            parts.append(f"tag {tag!r} has id {ia} (teacher) vs {ib} (student)")
-    diff = [t for t in va if vb.get(t) != va[t]][:5] + [t for t in vb if t not in va][:5]
-    if diff:
-        parts.append("e.g. tokens " + ", ".join(f"{t!r}: {va.get(t)} vs {vb.get(t)}" for t in diff[:5]))
-    return "; ".join(parts) or "the vocabularies differ"
 
 
 class RLTReward:
@@ -484,13 +272,15 @@ class RLTReward:
         self.teacher = teacher
         self.teacher_tokenizer = teacher_tokenizer
         if teacher_tokenizer is not None:
-            diff = _vocab_difference(teacher_tokenizer, student_tokenizer, self.tags.all_tags)
+            from rlt.loading import vocab_difference
+
+            diff = vocab_difference(teacher_tokenizer, student_tokenizer, self.tags.all_tags)
             if diff is not None:
                 raise RewardError(
                     "teacher and student must share a vocabulary (the reward scores the teacher's token ids "
                     f"with the student): {diff}"
                 )
-        _body_and_head(student, "student")
+        body_and_head(student, "student")
         vocab = student.get_output_embeddings().weight.shape[0]
         self.empty_value = (
             float(self.config.empty_term_value)
@@ -500,7 +290,9 @@ class RLTReward:
         self.pending_teacher_logprobs: list[torch.Tensor] | None = None
         # ℓ_T from the trainer's own forward (``fn(prompt_ids, explanation_ids) -> [tensor]``), used
         # instead of ``teacher`` where reading the policy's weights directly is wrong (ZeRO-3, FSDP).
-        self.teacher_logprobs_fn: Callable[[list[list[int]], list[list[int]]], list[torch.Tensor]] | None = None
+        self.teacher_logprobs_fn: Callable[[list[list[int]], list[list[int]]], list[torch.Tensor]] | None = (
+            None
+        )
         self.last_components: list[dict[str, Any]] = []
         self._segments: dict[tuple[str, str, str | None], StudentSegments] = {}
         if self.config.offload_student:
@@ -649,7 +441,9 @@ class RLTReward:
         )
         expl = [scored[i] for i in todo]
         if self.teacher_logprobs_fn is not None:
-            computed = [lp.float().cpu()[: len(e)] for lp, e in zip(self.teacher_logprobs_fn(prompts, expl), expl)]
+            computed = [
+                lp.float().cpu()[: len(e)] for lp, e in zip(self.teacher_logprobs_fn(prompts, expl), expl)
+            ]
         else:
             computed = self.compute_teacher_logprobs(prompts, expl, [questions[i] for i in todo])
         for i, lp in zip(todo, computed):
@@ -758,7 +552,7 @@ class RLTReward:
         self, seqs: list[list[int]], spans: list[list[tuple[int, int]]]
     ) -> list[list[torch.Tensor]]:
         target = self._student_device()
-        moved = self.config.offload_student and _model_device(self.student) != target
+        moved = self.config.offload_student and model_device(self.student) != target
         if moved:
             self.student.to(target)
         try:
@@ -778,8 +572,8 @@ class RLTReward:
 
     def _student_device(self) -> torch.device:
         if self.config.offload_student and self.teacher is not None:
-            return _model_device(self.teacher)
-        return _model_device(self.student)
+            return model_device(self.teacher)
+        return model_device(self.student)
 
     def score_texts(
         self,
@@ -864,7 +658,9 @@ class RLTReward:
             expl, closed = [], []
             for c in completions or []:
                 ex = extract_explanation(as_text(c), self.tags)
-                expl.append(self.student_tokenizer(ex.text, add_special_tokens=False)["input_ids"] if ex.text else [])
+                expl.append(
+                    self.student_tokenizer(ex.text, add_special_tokens=False)["input_ids"] if ex.text else []
+                )
                 closed.append(ex.closed)
 
         prompt_ids = None

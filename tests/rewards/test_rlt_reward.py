@@ -12,7 +12,9 @@ from torch import nn
 from rlt.errors import ConfigError, RewardError
 from rlt.formats import get_tags, student_sft_example, teacher_rl_prompt
 from rlt.models import char_tokenizer, tiny_model
-from rlt.reward import RLTReward, RLTRewardConfig, chunked_token_logprobs, parse_coefs
+from rlt.rewards import RLTReward, RLTRewardConfig
+from rlt.rewards.logprobs import chunked_token_logprobs
+from rlt.rewards.rlt import parse_coefs
 
 # The character tokenizer and tiny models: the compact chat (no padding, short prompts).
 TAGS = get_tags("bespoke", "compact")
