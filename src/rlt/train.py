@@ -221,6 +221,7 @@ def parse_train_args(
         [ModelConfig, DataArguments, RLTGRPOConfig, RLTTrainArguments, reward_type], argv
     )
     train_args.validate()
+    check_trainer_combinations(model_args, grpo_args)
     try:
         reward_config = rebuild(
             RLTRewardConfig,
@@ -233,6 +234,39 @@ def parse_train_args(
             raise
         raise ConfigError(str(err)) from None
     return model_args, data_args, grpo_args, train_args, reward_config
+
+
+def check_trainer_combinations(model: ModelConfig, args: Any) -> None:
+    """Settings GRPOTrainer (TRL 1.16) refuses only in its constructor, refused here before any model loads.
+
+    - ``sync_ref_model`` with PEFT (``NotImplementedError`` in ``GRPOTrainer.__init__``): with
+      adapters the reference is the base model with the adapters switched off; there is no
+      reference copy to sync.
+    - ``sync_ref_model`` with ``beta = 0``: no reference model exists.
+    - an adapter on ``lm_head``: TRL reads ``lm_head.weight`` directly for log-probs, so it would
+      never train.
+    - 4/8-bit weights without a GPU: bitsandbytes quantisation runs on CUDA only.
+    """
+    if args.sync_ref_model and model.use_peft:
+        raise ConfigError(
+            "sync_ref_model, use_peft: TRL cannot sync a reference model with PEFT; with adapters the reference "
+            "is the base model with the adapters off. Set --sync_ref_model false (see "
+            "recipes/qwen2.5-7b/teacher_rlt_lora.yaml), or train all weights (--use_peft false)"
+        )
+    if args.sync_ref_model and args.beta == 0.0:
+        raise ConfigError(
+            "sync_ref_model, beta: with beta 0 there is no reference model to sync; set --sync_ref_model false "
+            "or a beta > 0"
+        )
+    targets = model.lora_target_modules or []
+    targets = [targets] if isinstance(targets, str) else list(targets)
+    if model.use_peft and "lm_head" in targets:
+        raise ConfigError(
+            "lora_target_modules: an adapter on lm_head is never trained by GRPO (TRL computes log-probs from "
+            "lm_head.weight directly); remove 'lm_head'"
+        )
+    if (model.load_in_4bit or model.load_in_8bit) and (args.use_cpu or not torch.cuda.is_available()):
+        raise ConfigError("load_in_4bit/load_in_8bit: bitsandbytes quantisation needs a CUDA GPU; set it to false")
 
 
 # --------------------------------------------------------------------------- the trainer
