@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rlt.demo import style_fractions
-from rlt.demo_report import claims, pooled_std, trace_table, write_report
+from rlt.demo_report import claims, paired, trace_table, write_report
 
 
 def _results(rlt, sft, nokl, reward, leak):
@@ -23,13 +23,20 @@ def test_claims_are_decided_from_the_numbers():
         c: h for c, h, _ in claims(_results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5]))
     }
     assert all(held.values()) and len(held) == 4
-    not_held = claims(_results([0.5, 0.9], [0.45, 0.55], [0.9, 0.95], [0, -1, -2, -3], [0.3, 0.1]))
+    # one of two seeds goes the other way: not held, whatever the means say
+    not_held = claims(_results([0.5, 0.9], [0.55, 0.5], [0.9, 0.95], [0, -1, -2, -3], [0.3, 0.1]))
     assert not any(h for _, h, _ in not_held)
 
 
-def test_pooled_std():
-    assert pooled_std([1.0, 3.0], [2.0, 4.0]) == pytest.approx(2**0.5)
-    assert pooled_std([1.0], [2.0]) == 0.0
+def test_paired_statistics_by_hand():
+    p = paired([0.8, 0.6, 0.7], [0.5, 0.5, 0.8])  # differences +0.3, +0.1, -0.1
+    assert p.diffs == pytest.approx((0.3, 0.1, -0.1)) and p.wins == 2
+    assert p.sign_p == pytest.approx(4 / 8)  # P(X >= 2 | n=3, 1/2) = (3 + 1) / 8
+    assert p.d_z == pytest.approx(0.1 / 0.2)  # mean 0.1, sd 0.2
+    assert -0.1 - 1e-9 <= p.ci[0] < 0.1 < p.ci[1] <= 0.3 + 1e-9 and not p.held
+    q = paired([0.9, 0.8, 0.7, 0.9, 0.8, 0.7], [0.5, 0.6, 0.6, 0.4, 0.5, 0.6])
+    assert q.wins == 6 and q.sign_p == pytest.approx(1 / 64) and q.ci[0] > 0 and q.held
+    assert paired([0.5], [0.4]).d_z is None  # one seed: no spread, no effect size
 
 
 def test_report_and_plots(tmp_path):
@@ -50,7 +57,10 @@ def test_trace_table_averages_style_shares_over_seeds(tmp_path):
     assert trace_table(_results([0.8], [0.4], [0.3], [0.0], [0.0])) == ""
     res["trace_styles"]["0"]["rlt_no_kl_teacher"] = {"steps": 1, "leak": 9}
     evidence = [e for c, _, e in claims(res) if "KL term makes" in c][0]
-    assert evidence == "0.325 vs 0.850; correct-step traces 0.10 vs 0.80"
+    assert evidence.startswith("0.325 vs 0.850; per-seed difference +0.525")
+    assert evidence.endswith(
+        "2/2 seeds, one-sided sign test p = 0.250; effect size d_z = 14.85; correct-step traces 0.10 vs 0.80"
+    )
 
 
 def test_style_fractions_parse_the_logged_completions():
@@ -86,3 +96,14 @@ def test_quick_demo_end_to_end(tmp_path):
     assert "## The paper's claims" in report and "| `sft_teacher` |" in report
     for png in ("reward.png", "styles.png", "accuracy.png"):
         assert (out / png).exists()
+    # The frozen student's read-out of each teacher's traces is reported beside the students.
+    assert 0.0 <= res["arms"]["rlt_teacher"]["trace_read_out"][0] <= 1.0
+    assert "frozen student given the traces" in report
+    # A resumed run redoes no finished distillation or evaluation: same files, same numbers.
+    seed_dir = out / "seed0"
+    stamps = {p: p.stat().st_mtime_ns for p in seed_dir.glob("*/model.safetensors")}
+    stamps |= {p: p.stat().st_mtime_ns for p in seed_dir.glob("eval_*.json")}
+    assert len(stamps) >= 4 + 6  # 4 distilled students + base, student, teachers; 4 evaluations
+    assert cli(["demo", "--quick", "--out", str(out)]) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert json.loads((out / "results.json").read_text())["arms"] == res["arms"]

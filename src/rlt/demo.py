@@ -53,6 +53,13 @@ class DemoArguments:
         default=False, metadata={"help": "Few steps and one seed: a smoke run in ~2 minutes."}
     )
     workers: int = field(default=3, metadata={"help": "Seeds run in parallel in this many processes."})
+    threads: int = field(
+        default=0,
+        metadata={
+            "help": "torch threads per worker; 0 = cores / workers. Another count reorders floating-point sums "
+            "(a stand-in for another CPU): the verdicts should not change, the digits may."
+        },
+    )
     num_ops: int = field(default=3, metadata={"help": "digits: operations per question."})
     modulus: int = field(default=10, metadata={"help": "digits: modulus."})
     style_mix: str = field(
@@ -173,6 +180,31 @@ def style_fractions(records: list[dict[str, Any]]) -> dict[int, dict[str, float]
     return {s: {k: c[k] / sum(c.values()) for k in STYLES} for s, c in sorted(by_step.items())}
 
 
+def read_out(student: Any, tok: Any, task: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """The frozen student's accuracy when each row's explanation is its thinking and it writes the answer.
+
+    A measure of the traces themselves: distillation adds a training run's luck on top.
+    """
+    from rlt.formats import student_prompt
+    from rlt.generation import SamplingSettings, generate_transformers
+
+    t = COMPACT
+    prompts = [
+        student_prompt(tok, r["question"], t, "")
+        + f"{t.think_open}{r['explanation']}{t.think_close}\n\n{t.solution_open}"
+        for r in rows
+    ]
+    settings = SamplingSettings(temperature=0.0, max_new_tokens=8)
+    right = 0
+    for lo in range(0, len(prompts), 128):
+        for r, ids in zip(
+            rows[lo : lo + 128], generate_transformers(student, tok, prompts[lo : lo + 128], settings, 0)
+        ):
+            answer = tok.decode(ids, skip_special_tokens=False).split(t.solution_close)[0]
+            right += bool(task.verify(r["question"], answer))
+    return {"accuracy": right / max(1, len(rows))}
+
+
 def _rl_history(run_dir: Path) -> dict[str, list[float]]:
     state = json.loads((run_dir / "trainer_state.json").read_text())
     out: dict[str, list[float]] = {"reward": [], "solution_logprob_mean": [], "kl_mean": []}
@@ -195,7 +227,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
     from rlt.models import save_tiny_model
     from rlt.tasks import DigitsTask
 
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) // max(1, cfg.workers)))
+    torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) // max(1, cfg.workers)))
     root = Path(cfg.out) / f"seed{seed}"
     # A finished stage leaves a marker; a re-run with the same settings skips it.
     settings = json.dumps(
@@ -351,6 +383,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
     )
 
     accuracy: dict[str, float] = {}
+    trace_read: dict[str, float] = {}
     styles_out: dict[str, dict[str, float]] = {}
     for arm in ("no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher"):
         rows = [json.loads(line) for line in traces[arm].read_text().splitlines()]
@@ -365,6 +398,14 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         out_dir = root / f"student_{arm}"
         # Every student learns from exactly what its teacher wrote, empty explanations included.
         extra = ["--allow_empty_explanation", "true"]
+        # A direct read-out of the traces, free of distillation luck: the frozen student's accuracy
+        # when it is given each trace as its thinking and only writes the answer.
+        if arm != "no_explanation":
+            read_path = root / f"read_{arm}.json"
+            if not read_path.exists():
+                frozen, ftok = load_model_and_tokenizer(str(student))
+                read_path.write_text(json.dumps(read_out(frozen, ftok, task, rows)))
+            trace_read[arm] = json.loads(read_path.read_text())["accuracy"]
         stage(
             f"distil ({arm})",
             lambda clean=clean, out_dir=out_dir, extra=extra: sft.distill_main(
@@ -379,23 +420,30 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
                 )
                 + extra
             ),
+            out_dir,
         )
-        model, tok = load_model_and_tokenizer(str(out_dir))
-        res = stage(
-            f"evaluate ({arm})",
-            lambda model=model, tok=tok: evaluate.evaluate_model(
-                model,
-                tok,
-                eval_rows,
-                "digits",
-                num_samples=1,
-                max_new_tokens=48,
-                batch_size=128,
-                tag_format=COMPACT,
-                system_prompt="",
-                progress=False,
-            ),
-        )
+        eval_path = root / f"eval_{arm}.json"
+        if eval_path.exists():  # a resumed run does not evaluate a finished student again
+            report(seed, f"evaluate ({arm}) (done before, skipped)")
+            res = json.loads(eval_path.read_text())
+        else:
+            model, tok = load_model_and_tokenizer(str(out_dir))
+            res = stage(
+                f"evaluate ({arm})",
+                lambda model=model, tok=tok: evaluate.evaluate_model(
+                    model,
+                    tok,
+                    eval_rows,
+                    "digits",
+                    num_samples=1,
+                    max_new_tokens=48,
+                    batch_size=128,
+                    tag_format=COMPACT,
+                    system_prompt="",
+                    progress=False,
+                ),
+            )
+            eval_path.write_text(json.dumps(res))
         accuracy[arm] = float(res["accuracy"])
         report(seed, f"  {arm}: accuracy {accuracy[arm]:.3f}; trace styles {styles_out[arm]}")
 
@@ -404,6 +452,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
     return {
         "seed": seed,
         "accuracy": accuracy,
+        "trace_read_out": trace_read,
         "trace_styles": styles_out,
         "rl": {name: _rl_history(d) for name, d in (("rlt", teacher_rlt), ("no_kl", teacher_nokl))},
         "styles": {
@@ -461,7 +510,17 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
         return out
 
     return {
-        "arms": {arm: {"accuracy": [r["accuracy"][arm] for r in per_seed]} for arm in ARMS},
+        "arms": {
+            arm: {
+                "accuracy": [r["accuracy"][arm] for r in per_seed],
+                **(
+                    {"trace_read_out": [r["trace_read_out"][arm] for r in per_seed]}
+                    if all(arm in r.get("trace_read_out", {}) for r in per_seed)
+                    else {}
+                ),
+            }
+            for arm in ARMS
+        },
         "rl": {
             "reward": _mean_curves([r["rl"]["rlt"]["reward"] for r in per_seed]),
             "solution_logprob_mean": _mean_curves(
