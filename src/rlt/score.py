@@ -210,7 +210,7 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
     if args.teacher:
         teacher, teacher_tok = load_model_and_tokenizer(args.teacher, dtype=dtype, device=device)
         teacher.eval()
-    else:
+    elif config.include_teacher_entropy:
         logger.info(
             "rlt score: no --teacher given: the KL terms cannot be computed (kl_mean/kl_max are null, reward = r_SS + p)"
         )

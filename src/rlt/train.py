@@ -566,7 +566,10 @@ def build_trainer(
             train_args.student_model_name_or_path, train_args.student_dtype, train_args.student_revision,
             bool(getattr(grpo_args, "trust_remote_code", False)), grpo_args.device,
         )  # fmt: skip
-        rlt_reward = RLTReward(student, student_tok, reward_config, teacher=None, teacher_tokenizer=tokenizer)
+        rlt_reward = RLTReward(
+            student, student_tok, reward_config, teacher=None, teacher_tokenizer=tokenizer,
+            task=getattr(data_args, "task", None),
+        )  # fmt: skip
     funcs = make_reward_funcs(train_args.reward_funcs, tags, getattr(data_args, "task", None), rlt_reward)
 
     grpo_args.model_init_kwargs = {

@@ -31,12 +31,21 @@ does; ``ℓ_T`` is then recomputed on those tokens (docs/spec.md, "Which tokens 
 
 Without a teacher (``rlt score`` on traces whose teacher is unknown) the KL terms are
 ``None`` and ``r = r_SS + p``.
+
+The released code's other options (``TeacherKLBasedReward``), all off by default so the
+paper's reward is unchanged: ``use_schulman_kl`` (``k = Δ − 1 + exp(−Δ)``), per-token
+``normalize_log_prob``/``normalize_kl`` (``exp``, ``exp_norm``) and ``clip_log_prob``/``clip_kl``
+applied before the reductions, ``include_teacher_entropy=False`` (the KL term is ``−ℓ_S``),
+and ``correctness_bonus`` (the frozen student answers after the explanation; coef × the
+fraction right is added to ``r``; optional and expensive).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +69,8 @@ from rlt.rewards.logprobs import body_and_head, model_device, span_logprobs
 SOLUTION_REDUCTIONS = ("mean", "min")
 STUDENT_TOKENIZATIONS = ("segments", "canonical")
 KL_REDUCTIONS = ("mean", "max")
+# The released TeacherKLBasedReward's per-token transforms (``_make_normalize_fn``).
+NORMALIZE_FNS = (None, "exp", "exp_norm")
 
 # --------------------------------------------------------------------------- configuration
 
@@ -184,6 +195,64 @@ class RLTRewardConfig:
         default="right",
         metadata={"help": "Padding of the batched forward; the numbers do not depend on it."},
     )
+    # The released code's other reward options (TeacherKLBasedReward); every default leaves r unchanged.
+    use_schulman_kl: bool = field(
+        default=False,
+        metadata={
+            "help": "k(t) = Δ − 1 + exp(−Δ) with Δ = ℓ_T − ℓ_S (Schulman's k3 estimate, ≥ 0) instead of Δ; the "
+            "released use_schulman_kl_estimation."
+        },
+    )
+    normalize_log_prob: str | None = field(
+        default=None,
+        metadata={
+            "help": "Per-token transform of ℓ_S on the solution before its reductions: None (identity), exp "
+            "(the probability) or exp_norm (1 − exp(−x)); the released normalize_log_prob_fn (its configs: None)."
+        },
+    )
+    normalize_kl: str | None = field(
+        default=None,
+        metadata={
+            "help": "Per-token transform of k(t) before its reductions: None, exp or exp_norm (1 − exp(−k)); the "
+            "released normalize_kl_fn (its configs: None)."
+        },
+    )
+    clip_log_prob: float | None = field(
+        default=None,
+        metadata={
+            "help": "c > 0: each (transformed) solution token's value is clamped to ≥ −c before the reductions; "
+            "None = no clipping (the released clip_log_prob; its configs: 100000)."
+        },
+    )
+    clip_kl: float | None = field(
+        default=None,
+        metadata={
+            "help": "Each (transformed) k(t) is clamped to ≤ this value before the reductions; None = no "
+            "clipping (the released clip_kl; its configs: 100000)."
+        },
+    )
+    include_teacher_entropy: bool = field(
+        default=True,
+        metadata={
+            "help": "False: the KL term scores −ℓ_S(t) alone (the teacher's log-prob left out, so no teacher "
+            "forward and no Schulman estimate); the released include_teacher_think_entropy."
+        },
+    )
+    correctness_bonus: float = field(
+        default=0.0,
+        metadata={
+            "help": "Optional and expensive: coef × the fraction of correctness_rollouts answers the frozen "
+            "student gets right after reading the explanation (thinking closed), added to r; one student "
+            "generation of correctness_rollouts samples per completion. 0 = off (the paper). The released "
+            "correct_generation_coeff, which the release left unimplemented."
+        },
+    )
+    correctness_rollouts: int = field(
+        default=8, metadata={"help": "Student answers sampled (at τ_S) per completion for correctness_bonus."}
+    )
+    correctness_max_new_tokens: int = field(
+        default=512, metadata={"help": "Longest student answer for correctness_bonus, in tokens."}
+    )
 
     def __post_init__(self) -> None:
         self.solution_coefs = parse_coefs(self.solution_coefs, "solution_coefs", SOLUTION_REDUCTIONS)
@@ -218,6 +287,42 @@ class RLTRewardConfig:
             raise ConfigError(f"empty_term_value: must be finite or None, got {self.empty_term_value!r}")
         if self.padding_side not in ("left", "right"):
             raise ConfigError(f"padding_side: must be 'left' or 'right', got {self.padding_side!r}")
+        for name in ("normalize_log_prob", "normalize_kl"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
+                value = None  # the release accepts the string 'none'
+            if isinstance(value, str):
+                value = value.strip().lower()
+            if value not in NORMALIZE_FNS:
+                raise ConfigError(
+                    f"{name}: expected one of {list(NORMALIZE_FNS)}, got {getattr(self, name)!r}"
+                )
+            setattr(self, name, value)
+        for name in ("clip_log_prob", "clip_kl"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ConfigError(f"{name}: must be a finite number or None, got {value!r}")
+            setattr(self, name, float(value))
+        if self.clip_log_prob is not None and self.clip_log_prob <= 0:
+            raise ConfigError(
+                f"clip_log_prob: must be > 0 (values are clamped to >= -clip_log_prob), got {self.clip_log_prob!r}"
+            )
+        for name in ("use_schulman_kl", "include_teacher_entropy"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name}: must be true or false, got {getattr(self, name)!r}")
+        if self.use_schulman_kl and not self.include_teacher_entropy:
+            raise ConfigError(
+                "use_schulman_kl, include_teacher_entropy: the Schulman estimate needs ℓ_T, which "
+                "include_teacher_entropy=false leaves out (the release silently ignores it there); set one of them"
+            )
+        if not isinstance(self.correctness_bonus, (int, float)) or not math.isfinite(self.correctness_bonus):
+            raise ConfigError(f"correctness_bonus: must be a finite number, got {self.correctness_bonus!r}")
+        for name in ("correctness_rollouts", "correctness_max_new_tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}: must be an integer >= 1, got {value!r}")
 
 
 # --------------------------------------------------------------------------- reductions
@@ -235,6 +340,51 @@ def _reduce(values: torch.Tensor, name: str) -> float:
 
 def _weighted(stats: dict[str, float], coefs: Sequence[tuple[float, str]]) -> float:
     return float(sum(c * stats[name] for c, name in coefs))
+
+
+def normalize_tokens(
+    values: torch.Tensor, fn: str | None, clip_min: float | None = None, clip_max: float | None = None
+) -> torch.Tensor:
+    """The released ``_make_normalize_fn`` (temperature 1): transform each token, then clamp.
+
+    ``None``: ``x``; ``exp``: ``exp(x)``; ``exp_norm``: ``1 − exp(−x)``; then ``x ≥ clip_min``
+    and ``x ≤ clip_max`` where given. Clipping applies to the *transformed* values, as there.
+    """
+    if fn == "exp":
+        values = torch.exp(values)
+    elif fn == "exp_norm":
+        values = 1 - torch.exp(-values)
+    elif fn is not None:
+        raise ConfigError(f"unknown normalisation {fn!r}; expected one of {list(NORMALIZE_FNS)}")
+    if clip_min is not None:
+        values = torch.clamp(values, min=clip_min)
+    if clip_max is not None:
+        values = torch.clamp(values, max=clip_max)
+    return values
+
+
+def kl_tokens(teacher: torch.Tensor | None, student: torch.Tensor, config: RLTRewardConfig) -> torch.Tensor:
+    """Per-token KL term on the explanation, before its reductions (spec §3 and the release's options).
+
+    ``k = ℓ_T − ℓ_S`` (Schulman's ``k − 1 + exp(−k)`` with ``use_schulman_kl``), or ``−ℓ_S``
+    without the teacher's term (``include_teacher_entropy=False``); then ``normalize_kl``
+    and ``clip_kl``.
+    """
+    if config.include_teacher_entropy:
+        if teacher is None:
+            raise RewardError("the KL term needs the teacher's log-probs")
+        k = teacher - student
+        if config.use_schulman_kl:
+            k = k - 1 + torch.exp(-k)
+    else:
+        k = -student
+    return normalize_tokens(k, config.normalize_kl, clip_max=config.clip_kl)
+
+
+def solution_tokens(student: torch.Tensor, config: RLTRewardConfig) -> torch.Tensor:
+    """Per-token solution values before the reductions: ``ℓ_S``, ``normalize_log_prob``, ``clip_log_prob``."""
+    clip = None if config.clip_log_prob is None else -config.clip_log_prob
+    return normalize_tokens(student, config.normalize_log_prob, clip_min=clip)
 
 
 # --------------------------------------------------------------------------- the reward
@@ -262,8 +412,13 @@ class RLTReward:
         config: RLTRewardConfig | None = None,
         teacher: nn.Module | None = None,
         teacher_tokenizer: PreTrainedTokenizerBase | None = None,
+        task: str | None = None,
     ) -> None:
         self.config = config or RLTRewardConfig()
+        # How ``correctness_bonus`` checks the student's answers (rlt.verify.task_checker; None = math).
+        self.task = task
+        self._checker: Callable[[dict[str, Any], str], tuple[bool, str]] | None = None
+        self._verifier: Any = None
         self.tags = get_tags(self.config.tag_format, self.config.chat_format)
         self.student = student
         self.student.eval()
@@ -511,8 +666,13 @@ class RLTReward:
                 raise RewardError(f"got {len(teacher_logprobs)} teacher log-prob tensors for {n} samples")
             given = [lp if scored[i] == explanation_ids[i] else None for i, lp in enumerate(teacher_logprobs)]
         # ℓ_T: given, or one teacher forward; computed even when every KL coefficient is 0 (the
-        # ablation), so the KL is still logged.
-        lt = self._teacher_logprobs(questions, solutions, scored, given, teacher_prompt_ids)
+        # ablation), so the KL is still logged. Not needed when the KL term leaves it out.
+        lt = (
+            self._teacher_logprobs(questions, solutions, scored, given, teacher_prompt_ids)
+            if cfg.include_teacher_entropy
+            else None
+        )
+        has_kl = lt is not None or not cfg.include_teacher_entropy
 
         # ℓ_S over E and A: one student forward for the whole batch.
         ls = self._student_span_logprobs(seqs, spans)
@@ -524,13 +684,14 @@ class RLTReward:
             if not (bool(torch.isfinite(ls_e).all()) and bool(torch.isfinite(ls_a).all())):
                 self._raise_non_finite("student", i, questions)
             empty_e, empty_a = ls_e.numel() == 0, ls_a.numel() == 0
-            sol = {"mean": -w, "min": -w} if empty_a else {r: _reduce(ls_a, r) for r in SOLUTION_REDUCTIONS}
+            # Per-token transforms first (identity by default), then the reductions, as the release.
+            sol_t = solution_tokens(ls_a, cfg)
+            sol = {"mean": -w, "min": -w} if empty_a else {r: _reduce(sol_t, r) for r in SOLUTION_REDUCTIONS}
             r_ss = _weighted(sol, cfg.solution_coefs)
             kl: dict[str, float] | None = None
-            if lt is not None:
-                kl = (
-                    {"mean": w, "max": w} if empty_e else {r: _reduce(lt[i] - ls_e, r) for r in KL_REDUCTIONS}
-                )
+            if has_kl:
+                k = kl_tokens(None if lt is None else lt[i], ls_e, cfg)
+                kl = {"mean": w, "max": w} if empty_e else {r: _reduce(k, r) for r in KL_REDUCTIONS}
             r_kl = _weighted(kl, cfg.kl_coefs) if kl is not None else 0.0
             penalty = float(cfg.format_penalty) if (not closed[i] or empty_e or empty_a) else 0.0
             results.append(
@@ -546,16 +707,87 @@ class RLTReward:
                     "closed": bool(closed[i]),
                 }
             )
+        if cfg.correctness_bonus != 0:
+            fracs = self.student_correct_fractions(questions, solutions, segs, scored)
+            for res, frac in zip(results, fracs):
+                bonus = float(cfg.correctness_bonus) * frac
+                res["student_correct_frac"] = frac
+                res["correctness_bonus"] = bonus
+                res["reward"] += bonus
         return results
 
-    def _student_span_logprobs(
-        self, seqs: list[list[int]], spans: list[list[tuple[int, int]]]
-    ) -> list[list[torch.Tensor]]:
+    # ----------------------------------------------------------------- correctness bonus
+
+    def _check(self, row: dict[str, Any], answer: str) -> tuple[bool, str]:
+        if self._checker is None:
+            from rlt.verify import task_checker
+
+            self._checker, self._verifier = task_checker(self.task or "math")
+        return self._checker(row, answer)
+
+    def close(self) -> None:
+        """Stop the math-verify worker that ``correctness_bonus`` may have started (idempotent)."""
+        if self._verifier is not None:
+            self._verifier.close()
+
+    @torch.no_grad()
+    def student_correct_fractions(
+        self,
+        questions: Sequence[str],
+        solutions: Sequence[str],
+        segs: Sequence[StudentSegments],
+        explanation_ids: Sequence[list[int]],
+    ) -> list[float]:
+        """For each sample, the fraction of ``correctness_rollouts`` student answers that are right.
+
+        The frozen student continues its own prompt + the thought (``THINK_OPEN``, the
+        explanation, ``THINK_CLOSE``) at ``τ_S``; the answer between the solution tags is checked
+        by the task's checker (:func:`rlt.verify.task_checker`, as ``rlt eval``). Sampling is
+        seeded by the prompt text, so a sample's fraction does not depend on its batch.
+        """
+        from rlt.evaluate import decode_answer
+        from rlt.formats import extract_solution, strip_solution_tags
+        from rlt.generation import SamplingSettings, generate_transformers
+
+        cfg = self.config
+        tok = self.student_tokenizer
+        settings = SamplingSettings(
+            temperature=cfg.student_temperature, max_new_tokens=cfg.correctness_max_new_tokens
+        )
+        out = []
+        with self._student_placed():
+            for q, s, seg, e in zip(questions, solutions, segs, explanation_ids):
+                text = tok.decode(e, skip_special_tokens=False) if e else ""
+                prompt = f"{seg.prefix}{text}{self.tags.think_close}\n\n"
+                seed = zlib.crc32(prompt.encode()) % (2**31)
+                ids = generate_transformers(
+                    self.student, tok, [prompt] * cfg.correctness_rollouts, settings, seed
+                )
+                row = {"question": str(q), "solution": strip_solution_tags(str(s), self.tags)}
+                right = 0
+                for comp in ids:
+                    answer = extract_solution(decode_answer(tok, comp, self.tags), self.tags)
+                    right += answer is not None and bool(self._check(row, answer)[0])
+                out.append(right / cfg.correctness_rollouts)
+        return out
+
+    @contextlib.contextmanager
+    def _student_placed(self) -> Iterator[None]:
+        """The student on its compute device for the duration (with ``offload_student``, back to CPU after)."""
         target = self._student_device()
         moved = self.config.offload_student and model_device(self.student) != target
         if moved:
             self.student.to(target)
         try:
+            yield
+        finally:
+            if moved:
+                self.student.to("cpu")
+
+    def _student_span_logprobs(
+        self, seqs: list[list[int]], spans: list[list[tuple[int, int]]]
+    ) -> list[list[torch.Tensor]]:
+        with self._student_placed():
             return span_logprobs(
                 self.student,
                 seqs,
@@ -566,9 +798,6 @@ class RLTReward:
                 self._pad_id(self.student_tokenizer),
                 self.config.micro_batch_size,
             )
-        finally:
-            if moved:
-                self.student.to("cpu")
 
     def _student_device(self) -> torch.device:
         if self.config.offload_student and self.teacher is not None:
@@ -684,7 +913,8 @@ def summarize(components: Sequence[dict[str, Any]]) -> dict[str, float]:
     if not components:
         return {}
     out: dict[str, float] = {}
-    for key in ("reward", "solution_logprob_mean", "solution_logprob_min", "kl_mean", "kl_max", "penalty"):
+    keys = ("reward", "solution_logprob_mean", "solution_logprob_min", "kl_mean", "kl_max", "penalty")
+    for key in (*keys, "student_correct_frac", "correctness_bonus"):
         vals = [c[key] for c in components if c.get(key) is not None]
         if vals:
             out[key] = sum(vals) / len(vals)
