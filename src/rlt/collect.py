@@ -12,7 +12,13 @@ before the close tag), ``closed``, ``completion`` (raw), and with ``--score_with
 the reward components of :class:`rlt.rewards.RLTReward`.
 
 Filters run as a post-pass over the whole output, never on the resumable file itself:
-``--drop_unclosed`` and ``--keep_best_k K`` (of each question's traces, by reward).
+``--drop_unclosed``, ``--max_trace_tokens N`` (explanations of at most ``N`` teacher
+tokens, so traces fit the student's context, as the official README advises) and then
+``--keep_best_k K`` (of each question's remaining traces, by reward).
+
+``--decontaminate_against`` drops, before anything is sampled, every question that shares
+a word n-gram with an evaluation set (:mod:`rlt.decontaminate`, open-r1's method); the
+removed rows are logged. Row ids are taken before the drop, so trace ids do not move.
 With ``--export_sft FILE`` the kept traces go to ``FILE`` as
 ``{id, question, solution, explanation}`` rows, what `rlt distill
 --explanation_column explanation` reads; without it, the kept records go to
@@ -24,6 +30,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,10 +176,21 @@ def collect_traces(
 
 
 def filter_traces(
-    records: list[dict[str, Any]], drop_unclosed: bool = False, keep_best_k: int | None = None
+    records: list[dict[str, Any]],
+    drop_unclosed: bool = False,
+    keep_best_k: int | None = None,
+    *,
+    max_trace_tokens: int | None = None,
+    count_tokens: Callable[[str], int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Drop completions without the close tag; keep the best ``k`` traces per question by reward."""
+    """Drop completions without the close tag, then explanations longer than ``max_trace_tokens``
+    (``count_tokens(explanation)``, the teacher tokenizer's count), then keep the best ``k``
+    remaining traces per question by reward."""
     kept = [r for r in records if r.get("closed", True)] if drop_unclosed else list(records)
+    if max_trace_tokens is not None:
+        if count_tokens is None:
+            raise ConfigError("max_trace_tokens: needs a token counter (the teacher's tokenizer)")
+        kept = [r for r in kept if count_tokens(str(r.get("explanation") or "")) <= max_trace_tokens]
     if keep_best_k is None:
         return kept
     if any(r.get("reward") is None for r in kept):
@@ -232,6 +250,23 @@ class CollectArguments:
         default=None,
         metadata={"help": "Filter: the best k traces per question by reward (needs score_with)."},
     )
+    max_trace_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "Filter: keep only explanations of at most this many teacher tokens (before keep_best_k), so "
+            "the traces fit the student's context (the official README's advice for a 32B student)."
+        },
+    )
+    decontaminate_against: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluation sets (rlt eval task names such as math500 aime24 gpqa_diamond, or data files): "
+            "drop every training question sharing a word n-gram with one of their questions, before sampling."
+        },
+    )
+    decontaminate_ngram: int = field(
+        default=8, metadata={"help": "n of the word n-grams of --decontaminate_against (open-r1: 8)."}
+    )
     export_sft: str | None = field(
         default=None,
         metadata={"help": "Write the (filtered) distillation rows {question, solution, explanation} here."},
@@ -268,7 +303,23 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError("keep_best_k: needs --score_with STUDENT (the traces are ranked by reward)")
     if args.keep_best_k is not None and args.keep_best_k < 1:
         raise ConfigError(f"keep_best_k: must be >= 1, got {args.keep_best_k}")
+    if args.max_trace_tokens is not None and args.max_trace_tokens < 1:
+        raise ConfigError(f"max_trace_tokens: must be >= 1, got {args.max_trace_tokens}")
+    if args.decontaminate_ngram < 1:
+        raise ConfigError(f"decontaminate_ngram: must be >= 1, got {args.decontaminate_ngram}")
     rows = load_rows(data_args).to_list()
+    if args.decontaminate_against:
+        from rlt.decontaminate import decontaminate_rows, load_eval_questions
+
+        # Ids first: a row's index-based id must not move when rows before it are dropped.
+        rows = [{**row, "id": _row_id(row, i)} for i, row in enumerate(rows)]
+        rows, _ = decontaminate_rows(
+            rows, load_eval_questions(args.decontaminate_against), args.decontaminate_ngram
+        )
+        if not rows:
+            raise DataError(
+                "decontaminate_against: every training question is contaminated; nothing to collect"
+            )
     backend = choose_backend(args.backend)
     llm = None
     if backend == "vllm":
@@ -305,10 +356,24 @@ def main(argv: list[str] | None = None) -> int:
         f"collect: wrote {summary['written']} traces ({summary['skipped']} already done) to {args.out}; "
         f"{summary['closed']}/{summary['written']} closed; backend {backend}"
     )
-    filtering = args.drop_unclosed or args.keep_best_k is not None
+    filtering = args.drop_unclosed or args.keep_best_k is not None or args.max_trace_tokens is not None
     if filtering or args.export_sft:
         records = read_records(args.out)
-        kept = filter_traces(records, args.drop_unclosed, args.keep_best_k)
+
+        def count_tokens(text: str) -> int:
+            return len(tok(text, add_special_tokens=False)["input_ids"]) if text else 0
+
+        kept = filter_traces(
+            records, args.drop_unclosed, args.keep_best_k,
+            max_trace_tokens=args.max_trace_tokens, count_tokens=count_tokens,
+        )  # fmt: skip
+        if args.max_trace_tokens is not None:
+            long = sum(
+                1 for r in records if count_tokens(str(r.get("explanation") or "")) > args.max_trace_tokens
+            )
+            logger.info(
+                f"collect: {long}/{len(records)} traces have more than {args.max_trace_tokens} tokens"
+            )
         if args.export_sft:
             _rewrite(args.export_sft, to_distillation_rows(kept))
             logger.info(
