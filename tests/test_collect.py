@@ -5,6 +5,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from rlt.cli import main as cli
 from rlt.collect import collect_traces, filter_traces, to_distillation_rows
 from rlt.jsonl import read_records
@@ -30,13 +32,52 @@ def test_collect_then_resume_without_duplicates(tiny_model_dir, tmp_path):
 def test_same_ids_same_samples(tiny_model_dir, tmp_path):
     model, tok = load_model_and_tokenizer(tiny_model_dir)
     rows = DigitsTask().generate(4, seed=1)
-    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a, b, c = tmp_path / "a.jsonl", tmp_path / "b.jsonl", tmp_path / "c.jsonl"
     for path in (a, b):
         collect_traces(model, tok, rows, path, max_new_tokens=8, batch_size=2, progress=False)
     assert read_records(a) == read_records(b)
+    collect_traces(model, tok, rows, c, max_new_tokens=8, batch_size=2, seed=1, progress=False)
+    assert [r["completion"] for r in read_records(c)] != [r["completion"] for r in read_records(a)]
+
+
+class _Killed(Exception):
+    pass
+
+
+def test_resumed_collect_equals_an_uninterrupted_one(tiny_model_dir, tmp_path, monkeypatch):
+    """Killed after some batches and resumed, collect writes exactly what one run writes."""
+    import rlt.collect as collect_mod
+
+    model, tok = load_model_and_tokenizer(tiny_model_dir)
+    rows = DigitsTask().generate(5, seed=4)
+    kw = dict(num_traces=2, max_new_tokens=8, batch_size=3, seed=5, progress=False)
+    whole, resumed = tmp_path / "whole.jsonl", tmp_path / "resumed.jsonl"
+    collect_traces(model, tok, rows, whole, **kw)
+    real, seeds = collect_mod.generate_transformers, []
+
+    def dies_on_the_third_batch(*args, **kwargs):
+        seeds.append(args[4])  # the batch's seed
+        if len(seeds) == 3:
+            raise _Killed
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(collect_mod, "generate_transformers", dies_on_the_third_batch)
+    with pytest.raises(_Killed):
+        collect_traces(model, tok, rows, resumed, **kw)
+    assert len(read_records(resumed)) == 6  # two batches of three were durable
+    monkeypatch.setattr(collect_mod, "generate_transformers", real)
+    summary = collect_traces(model, tok, rows, resumed, **kw)
+    assert (summary["written"], summary["skipped"]) == (4, 6)
+    assert read_records(resumed) == read_records(whole)  # every completion, in the same order
+    # Not vacuous: the batches were sampled with different seeds, and sampling depends on them.
+    assert len(set(seeds)) == 3
+    assert len({r["completion"] for r in read_records(whole)}) > 1
 
 
 def test_score_with_student_and_filters(tiny_model_dir, tiny_student_dir, tmp_path):
+    from naive import naive_reward
+
+    from rlt.formats import get_tags
     from rlt.rewards import RLTReward
 
     teacher, tok = load_model_and_tokenizer(tiny_model_dir)
@@ -46,13 +87,31 @@ def test_score_with_student_and_filters(tiny_model_dir, tiny_student_dir, tmp_pa
     out = tmp_path / "t.jsonl"
     collect_traces(teacher, tok, rows, out, num_traces=3, max_new_tokens=8, reward=reward, progress=False)
     recs = read_records(out)
-    assert all(isinstance(r["reward"], float) and r["kl_mean"] is not None for r in recs)
+    assert len(recs) == 6
+    for r in recs:
+        # Each record's components are those of its own explanation, computed independently.
+        want = naive_reward(student, stok, get_tags("bespoke"), r["question"], r["solution"], r["explanation"],
+                            teacher=teacher, closed=r["closed"])  # fmt: skip
+        for key in (
+            "reward",
+            "kl_mean",
+            "kl_max",
+            "solution_logprob_mean",
+            "penalty",
+            "num_explanation_tokens",
+        ):
+            assert r[key] == pytest.approx(want[key], abs=1e-5), (r["id"], key)
+    assert len({r["reward"] for r in recs}) == 6
     best = filter_traces(recs, keep_best_k=1)
-    assert len(best) == 2
-    for b in best:
-        group = [r for r in recs if r["id"].startswith(b["id"].rsplit("-", 1)[0] + "-")]
-        assert b["reward"] == max(r["reward"] for r in group)
-    assert set(to_distillation_rows(best)[0]) == {"id", "question", "solution", "explanation"}
+    assert [b["id"] for b in best] == [
+        max((r for r in recs if r["id"].startswith(f"{q}-")), key=lambda r: r["reward"])["id"] for q in "01"
+    ]
+    two = filter_traces(recs, keep_best_k=2)
+    assert len(two) == 4 and {r["id"] for r in best} < {r["id"] for r in two}
+    assert to_distillation_rows(best) == [
+        {"id": b["id"], "question": b["question"], "solution": b["solution"], "explanation": b["explanation"]}
+        for b in best
+    ]
 
 
 def test_cli_export_and_unknown_backend(tiny_model_dir, tmp_path, capsys):

@@ -79,24 +79,54 @@ def test_hub_loader_generic_file_and_unknown_task(tmp_path):
 
 
 def test_collect_then_distil_rows_then_eval_end_to_end(tiny_model_dir, tiny_student_dir, tmp_path):
-    """digits: teacher traces → export rows → the student evaluated on held-out questions."""
+    """digits: teacher traces → export rows → `rlt distill` on them → the distilled student evaluated."""
+    import torch
+
+    from rlt.formats import get_tags
+
     teacher, tok = load_model_and_tokenizer(tiny_model_dir)
     rows = DigitsTask().generate(3, seed=5)
     traces = tmp_path / "traces.jsonl"
     summary = collect_traces(teacher, tok, rows, traces, num_traces=2, max_new_tokens=8, batch_size=4,
                              progress=False)  # fmt: skip
     assert summary["written"] == 6
-    export = to_distillation_rows(read_records(traces))
-    assert len(export) == 6
-    for r in export:
-        assert {"question", "solution", "explanation"} <= set(r) and isinstance(r["explanation"], str)
-    student, stok = load_model_and_tokenizer(tiny_student_dir)
+    records = read_records(traces)
+    export = to_distillation_rows(records)
+    assert export == [{k: r[k] for k in ("id", "question", "solution", "explanation")} for r in records]
+    assert [r["solution"] for r in export] == [row["solution"] for row in rows for _ in range(2)]
+    sft = tmp_path / "sft.jsonl"
+    sft.write_text("".join(json.dumps(r) + "\n" for r in export))
+    out = tmp_path / "distilled"
+    assert cli(["distill", "--model_name_or_path", tiny_student_dir, "--dataset_name", str(sft),
+                "--explanation_column", "explanation", "--allow_empty_explanation", "true",
+                "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "3",
+                "--learning_rate", "1e-2", "--logging_steps", "1", "--use_cpu", "true", "--bf16", "false",
+                "--report_to", "none", "--save_strategy", "no", "--max_length", "512", "--chat_format",
+                "compact"]) == 0  # fmt: skip
+    state = json.loads((out / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and len([h for h in state["log_history"] if "loss" in h]) == 2
+    before, _ = load_model_and_tokenizer(tiny_student_dir)
+    student, stok = load_model_and_tokenizer(str(out))
+    changed = [
+        n for (n, p), q in zip(student.named_parameters(), before.parameters()) if not torch.equal(p, q)
+    ]
+    assert changed  # the distillation trained the student it saved
     eval_rows = load_eval_task("digits", limit=3).rows
     assert eval_rows[0] == DigitsTask().generate(1, seed=12345)[0]  # the held-out seed
-    res = evaluate_model(student, stok, eval_rows, "digits", max_new_tokens=8, out_dir=tmp_path / "ev",
-                         progress=False)  # fmt: skip
-    assert res["num_questions"] == 3 and 0.0 <= res["accuracy"] <= 1.0
-    assert (tmp_path / "ev" / "results.json").exists()
+    compact = get_tags("bespoke", "compact")  # as the student was distilled
+    res = evaluate_model(student, stok, eval_rows, "digits", num_samples=2, ks=(1, 2), max_new_tokens=8,
+                         tag_format=compact, out_dir=tmp_path / "ev", progress=False)  # fmt: skip
+    # Accuracy and pass@k recounted from the samples, each re-checked against its row's solution.
+    samples = read_records(tmp_path / "ev" / "samples.jsonl")
+    assert [(s["index"], s["sample"]) for s in samples] == [(i, k) for i in range(3) for k in range(2)]
+    for s in samples:
+        want = s["answer"] is not None and s["answer"].strip() == eval_rows[s["index"]]["solution"]
+        assert s["correct"] == want and s["solution"] == eval_rows[s["index"]]["solution"]
+    assert res["num_questions"] == 3
+    assert res["accuracy"] == pytest.approx(sum(s["correct"] for s in samples) / 6)
+    solved = [any(s["correct"] for s in samples if s["index"] == i) for i in range(3)]
+    assert res["pass_at_k"]["2"] == pytest.approx(sum(solved) / 3)
+    assert json.loads((tmp_path / "ev" / "results.json").read_text())["accuracy"] == res["accuracy"]
     # A checker that accepts everything: every answered sample counts, unanswered ones do not.
     res2 = evaluate_model(student, stok, eval_rows, lambda row, ans: (True, "ok"), max_new_tokens=8,
                           progress=False)  # fmt: skip

@@ -24,9 +24,25 @@ def test_tokenizer_covers_tasks_and_tags():
 
 
 def test_named_sizes():
-    for name in TINY_SIZES:
+    want = {"nano": (32, 64, 1, 2, 1), "tiny": (64, 128, 2, 4, 2), "small": (128, 384, 4, 4, 2),
+            "base": (256, 768, 6, 8, 4)}  # fmt: skip
+    assert set(TINY_SIZES) == set(want)
+    for name, shape in want.items():
         cfg = tiny_config(name, vocab_size=100)
-        assert cfg.hidden_size % cfg.num_attention_heads == 0
+        got = (cfg.hidden_size, cfg.intermediate_size, cfg.num_hidden_layers, cfg.num_attention_heads,
+               cfg.num_key_value_heads)  # fmt: skip
+        assert got == shape, name
+        assert (
+            cfg.vocab_size == 100
+            and cfg.tie_word_embeddings
+            and cfg.hidden_size % cfg.num_attention_heads == 0
+        )
+    model, tok = tiny_model("nano", seed=0)
+    assert model.config.vocab_size == len(tok) and model.get_input_embeddings().weight.shape == (len(tok), 32)
+    # One layer by hand (head_dim 16): q 32·32+32, k and v 32·16+16 each, o 32·32, MLP 3·32·64,
+    # three RMSNorms of 32; the LM head is tied to the embedding.
+    layer = (32 * 32 + 32) + 2 * (32 * 16 + 16) + 32 * 32 + 3 * 32 * 64 + 3 * 32
+    assert sum(p.numel() for p in model.parameters()) == len(tok) * 32 + layer
 
 
 def test_save_load_round_trip_with_chat_template(tmp_path):
@@ -43,8 +59,12 @@ def test_save_load_round_trip_with_chat_template(tmp_path):
     )
     for (n1, p1), (n2, p2) in zip(model.state_dict().items(), ref.state_dict().items()):
         assert n1 == n2 and torch.equal(p1, p2)
-    out = model.generate(**tok("12", return_tensors="pt"), max_new_tokens=3, do_sample=False)
-    assert out.shape[1] == 5
+    prompt = tok("12", return_tensors="pt")
+    out = model.generate(**prompt, max_new_tokens=3, do_sample=False)
+    want = ref.generate(**prompt, max_new_tokens=3, do_sample=False)
+    assert out.shape == (1, 5) and out.tolist() == want.tolist()  # the reloaded model decodes the same
+    with torch.no_grad():
+        assert torch.equal(model(**prompt).logits, ref(**prompt).logits)
 
 
 def test_tiny_model_default_size_and_bad_size(tmp_path, capsys):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 
 import pytest
+from naive import naive_reward
 
 from rlt.cli import main as cli
-from rlt.loading import load_tokenizer
+from rlt.formats import get_tags
+from rlt.loading import load_model_and_tokenizer
+
+TAGS = get_tags("bespoke")
 
 ROWS = [
     {"question": f"What is {i} + 1?", "solution": str(i + 1), "explanation": f"{i} and one more is {i + 1}"}
@@ -33,15 +36,17 @@ def test_score_without_teacher(tmp_path, tiny_student_dir, capsys):
         ["score", "--student", tiny_student_dir, "--input", src, "--output", str(out), "--batch_size", "2"]
     )
     assert rc == 0
-    tok = load_tokenizer(tiny_student_dir)
+    student, tok = load_model_and_tokenizer(tiny_student_dir)
     rows = _read(out)
     assert [r["id"] for r in rows] == list(range(5))
     for r, inp in zip(rows, ROWS):
         assert {k: r[k] for k in inp} == inp  # input fields kept
         assert r["kl_mean"] is None and r["kl_max"] is None
-        assert r["reward"] == pytest.approx(
-            r["solution_logprob_mean"] + 0.01 * r["solution_logprob_min"] + r["penalty"]
-        )
+        # The values, from an independent full-vocabulary computation (r = r_SS + p, no KL).
+        want = naive_reward(student, tok, TAGS, inp["question"], inp["solution"], inp["explanation"])
+        for key in ("reward", "solution_logprob_mean", "solution_logprob_min", "num_solution_tokens"):
+            assert r[key] == pytest.approx(want[key], abs=1e-5), key
+        assert r["penalty"] == 0.0 and r["solution_logprob_mean"] > r["solution_logprob_min"]
         assert r["num_explanation_tokens"] == len(
             tok(inp["explanation"], add_special_tokens=False)["input_ids"]
         )
@@ -51,9 +56,6 @@ def test_score_without_teacher(tmp_path, tiny_student_dir, capsys):
 
 
 def test_score_with_teacher_matches_the_reward(tmp_path, tiny_model_dir, tiny_student_dir):
-    from rlt.loading import load_model_and_tokenizer
-    from rlt.rewards import RLTReward, RLTRewardConfig
-
     rows = [{**r, "id": f"r{i}"} for i, r in enumerate(ROWS[:3])]
     rows[1]["explanation"] = "cut short"
     rows[1]["closed"] = False
@@ -74,15 +76,18 @@ def test_score_with_teacher_matches_the_reward(tmp_path, tiny_model_dir, tiny_st
 
     student, tok = load_model_and_tokenizer(tiny_student_dir)
     teacher, _ = load_model_and_tokenizer(tiny_model_dir)
-    reward = RLTReward(student, tok, RLTRewardConfig(student_temperature=0.9), teacher, tok)
-    want = reward.score_texts(
-        [r["question"] for r in rows], [r["solution"] for r in rows], [r["explanation"] for r in rows],
-        closed=[True, False, True],
+    for g, r, closed in zip(got, rows, [True, False, True]):
+        # An independent computation with the flags' values: τ_S = 0.9, r_KL = 3·mean + 0.03·max.
+        want = naive_reward(student, tok, TAGS, r["question"], r["solution"], r["explanation"],
+                            teacher=teacher, closed=closed, student_temperature=0.9)  # fmt: skip
+        for key in ("reward", "kl_mean", "kl_max", "solution_logprob_mean", "solution_logprob_min"):
+            assert g[key] == pytest.approx(want[key], abs=1e-5), key
+        assert g["kl_max"] > g["kl_mean"]
+    # The KL terms count against the reward (with a flipped sign this would not hold).
+    assert got[0]["reward"] == pytest.approx(
+        got[0]["solution_logprob_mean"] + 0.01 * got[0]["solution_logprob_min"]
+        - 3 * got[0]["kl_mean"] - 0.03 * got[0]["kl_max"], abs=1e-6
     )  # fmt: skip
-    for g, w_ in zip(got, want):
-        for key in ("reward", "kl_mean", "kl_max", "solution_logprob_mean"):
-            assert g[key] == pytest.approx(w_[key], abs=1e-5)
-            assert math.isfinite(g[key])
 
 
 def test_score_resumes_after_a_truncated_line(tmp_path, tiny_student_dir):

@@ -102,7 +102,15 @@ def test_distill_on_collected_traces_in_the_student_format(tiny_student_dir, tmp
         "start 0; +1 (mod 10)<|im_end|>\n<|im_start|>assistant\n"
     )
     assert distill_main(argv) == 0
-    assert (tmp_path / "d" / "model.safetensors").exists()
+    from rlt.loading import load_model_and_tokenizer
+
+    trained, _ = load_model_and_tokenizer(str(tmp_path / "d"))
+    init, _ = load_model_and_tokenizer(tiny_student_dir)
+    state = json.loads((tmp_path / "d" / "trainer_state.json").read_text())
+    losses = [h["loss"] for h in state["log_history"] if "loss" in h]
+    assert state["global_step"] == 2 and len(losses) == 2 and all(x > 0 for x in losses)
+    diffs = [float((p - q).abs().max()) for p, q in zip(trained.parameters(), init.parameters())]
+    assert max(diffs) > 0  # the saved model is the trained one, not the initial student
 
 
 def test_distill_missing_explanation_column(tiny_student_dir, tmp_path):
@@ -122,6 +130,8 @@ def test_sft_refuses_full_sequence_loss(tiny_model_dir, tmp_path):
 
 
 def test_recipes_parse(tiny_model_dir):
+    import yaml
+
     from rlt.sft import parse_sft_args
 
     for recipe in (
@@ -129,7 +139,16 @@ def test_recipes_parse(tiny_model_dir):
         "recipes/qwen2.5-7b/student_distill.yaml",
         "recipes/qwen2.5-32b/student_distill.yaml",
     ):
-        model_args, data_args, sft_args, _ = parse_sft_args(
-            ["--config", recipe, "--use_cpu", "true", "--bf16", "false"]
-        )
-        assert model_args.model_name_or_path and Path(recipe).exists()
+        parsed = parse_sft_args(["--config", recipe, "--use_cpu", "true", "--bf16", "false"])
+        model_args = parsed[0]
+        # Every key of the recipe reaches the parsed arguments with the recipe's value.
+        written = yaml.safe_load(Path(recipe).read_text())
+        written.update(use_cpu=True, bf16=False)
+        assert model_args.model_name_or_path == written["model_name_or_path"]
+        assert model_args.model_name_or_path.startswith("Qwen/Qwen2.5-")
+        for key, value in written.items():
+            holders = [a for a in parsed if hasattr(a, key)]
+            assert holders, f"{recipe}: {key} reached no argument class"
+            got = getattr(holders[0], key)
+            got = getattr(got, "value", got)  # enums (lr_scheduler_type, ...) compare by value
+            assert got == value or str(got) == str(value), (recipe, key, got, value)

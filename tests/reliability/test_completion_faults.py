@@ -69,13 +69,46 @@ def test_only_the_close_tag_gives_penalty_and_finite_reward(reward):
     assert c["penalty"] == -1.0 and math.isfinite(c["reward"]) and c["num_explanation_tokens"] == 0
 
 
-def test_very_long_explanation_is_scored_in_chunks(reward):
-    # 800 explanation tokens with a tiny chunk: log-probs are never materialised whole
+def test_very_long_explanation_is_scored_in_chunks(reward, monkeypatch):
+    # 800 explanation tokens with a chunk of 7: every log-softmax sees at most 7 rows, and the
+    # numbers are those of one full forward with a float64 log-softmax over the whole vocabulary.
     tok = reward.student_tokenizer
     ids = tok("7+5=2; " * 120, add_special_tokens=False)["input_ids"][:800]
     small = RLTReward(reward.student, tok, RLTRewardConfig(student_system_prompt="", chunk_size=7),
                       teacher=reward.teacher, teacher_tokenizer=tok)  # fmt: skip
+    rows, real = [], torch.log_softmax
+
+    def recording(x, *args, **kwargs):
+        rows.append(x.shape[0])
+        return real(x, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "log_softmax", recording)
     (a,) = small.score_ids(["q"], ["1"], [ids], [True])
-    (b,) = reward.score_ids(["q"], ["1"], [ids], [True])
-    assert math.isfinite(a["reward"]) and a["reward"] == pytest.approx(b["reward"], abs=1e-4)
-    assert torch.isfinite(torch.tensor([a["kl_mean"], a["kl_max"]])).all()
+    monkeypatch.setattr(torch, "log_softmax", real)
+    # student: 800 + 5 solution tokens; teacher: 800 tokens; in chunks of 7 (the last ones shorter)
+    assert max(rows) == 7 and sum(rows) == 805 + 800 and len(rows) == 115 + 115
+
+    def full(model, seq, temperature):
+        with torch.no_grad():
+            logits = model(torch.tensor([seq])).logits[0].double()
+        return torch.log_softmax(logits / temperature, -1)[:-1].gather(1, torch.tensor(seq[1:])[:, None])[
+            :, 0
+        ]
+
+    seq, e, a_ = small.segments("q", "1").build(ids)
+    ls = full(reward.student, seq, 0.7)
+    prompt = small.teacher_prompt_ids(["q"], ["1"])[0]
+    lt = full(reward.teacher, prompt + ids, 0.7)[len(prompt) - 1 :]
+    k, sol = lt - ls[e.start - 1 : e.stop - 1], ls[a_.start - 1 : a_.stop - 1]
+    assert len(k) == 800 and len(sol) == 5
+    want = {"kl_mean": float(k.mean()), "kl_max": float(k.max()), "solution_logprob_mean": float(sol.mean()),
+            "solution_logprob_min": float(sol.min())}  # fmt: skip
+    for key, value in want.items():
+        assert a[key] == pytest.approx(value, abs=1e-5), key
+    r = (
+        want["solution_logprob_mean"]
+        + 0.01 * want["solution_logprob_min"]
+        - 3 * want["kl_mean"]
+        - 0.03 * want["kl_max"]
+    )
+    assert a["reward"] == pytest.approx(r, abs=1e-4)

@@ -64,22 +64,27 @@ def test_correctness_countdown_gives_format_credit():
     f = correctness_reward(B, task="countdown")
     q = "Using the numbers [3, 4, 5], create an expression that equals 17. Use each number exactly once"
     good, wrong = student("t", "<answer>3*4+5</answer>"), student("t", "<answer>3+4+5</answer>")
-    out = f(
-        completions=[good, wrong, student("t", "12")],
-        question=[q] * 3,
-        solution=["<answer>3*4+5</answer>"] * 3,
-    )
-    assert out == [1.0, 0.1, 0.0]
+    answers = [good, wrong, student("t", "12"), student("t", "<answer>5+4*3</answer>"),
+               student("t", "<answer>3*4+5+0</answer>"), student("t", "<answer>12+5</answer>"), "<answer>3*4+5</answer>"]  # fmt: skip
+    out = f(completions=answers, question=[q] * 7, solution=["<answer>3*4+5</answer>"] * 7)
+    # Right in another order: 1. A number not given (0, 12) or a wrong value: the format credit 0.1.
+    # No answer tags ("12") or no solution tags: 0.
+    assert out == [1.0, 0.1, 0.0, 1.0, 0.1, 0.1, 0.0]
 
 
 def test_correctness_math_verify_on_other_data():
     f = correctness_reward(B, task=None)
+    answers = ["\\frac{1}{2}", "0.5", "3", "\\frac{2}{4}"]
+    logged = {}
     out = f(
-        completions=[student("t", "\\frac{1}{2}"), student("t", "0.5"), student("t", "3")],
-        question=["q"] * 3,
-        solution=[f"{B.solution_open}$\\frac{{1}}{{2}}${B.solution_close}"] * 3,
+        completions=[*(student("t", a) for a in answers), "1/2 without tags"],
+        question=["q"] * 5,
+        solution=[f"{B.solution_open}$\\frac{{1}}{{2}}${B.solution_close}"] * 5,
+        log_metric=lambda k, v: logged.__setitem__(k, v),
     )
-    assert out[0] == 1.0 and out[2] == 0.0
+    # equal values in other forms count; a wrong value and an untagged answer do not
+    assert out == [1.0, 1.0, 0.0, 1.0, 0.0]
+    assert logged == {"student/answer_found_frac": 4 / 5, "student/accuracy": 3 / 5}
 
 
 def test_reward_names_are_checked():

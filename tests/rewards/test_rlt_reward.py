@@ -89,13 +89,16 @@ def test_hand_checkable_reward(models):
     reward = RLTReward(
         student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
     )
-    q, s, e = "What is 2 + 3?", "5", "Two plus three: count up 3 from 2, giving 5."
+    # A four-token solution, so the mean and the min of its log-probs differ (one token: min = mean).
+    q, s, e = "What is 2 + 3 + 1020?", "1025", "Two plus three: count up 3 from 2, giving 5."
     got = reward.score_texts([q], [s], [e])[0]
     want = naive_reward(student, teacher, tok, q, s, e)
     for key, value in want.items():
         assert got[key] == pytest.approx(value, abs=1e-5), key
     assert got["penalty"] == 0.0
-    assert got["num_explanation_tokens"] == len(e) and got["num_solution_tokens"] == 1
+    assert got["num_explanation_tokens"] == len(e) and got["num_solution_tokens"] == len(s)
+    assert got["solution_logprob_mean"] - got["solution_logprob_min"] > 0.1
+    assert got["kl_max"] - got["kl_mean"] > 0.1
     # r = r_SS − r_KL + p, from the returned components.
     r = (
         got["solution_logprob_mean"]
@@ -103,6 +106,16 @@ def test_hand_checkable_reward(models):
         - (3.0 * got["kl_mean"] + 0.03 * got["kl_max"])
     )
     assert got["reward"] == pytest.approx(r, abs=1e-6)
+    # Each coefficient weighs its own statistic: swap two and the reward moves by the difference.
+    swapped = RLTReward(
+        student,
+        tok,
+        RLTRewardConfig(chat_format="compact", solution_coefs=[(0.01, "mean"), (1.0, "min")]),
+        teacher=teacher,
+        teacher_tokenizer=tok,
+    ).score_texts([q], [s], [e])[0]
+    delta = 0.99 * (got["solution_logprob_min"] - got["solution_logprob_mean"])
+    assert swapped["reward"] == pytest.approx(got["reward"] + delta, abs=1e-6)
 
 
 def test_agrees_with_naive_reference_on_random_batches(models):
