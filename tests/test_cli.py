@@ -19,6 +19,7 @@ REQUIRED = {
     "collect": ["--teacher", "unused", "--out", "unused.jsonl"],
     "eval": ["--model", "unused", "--task", "digits"],
     "score": ["--input", "unused.jsonl", "--output", "unused.jsonl", "--student", "unused"],
+    "analyze": ["--traces", "unused.jsonl", "--outcomes", "unused.jsonl"],
 }
 
 

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "distill": ("rlt.sft", "distill_main", "student SFT on collected traces (TRL SFTTrainer)"),
     "eval": ("rlt.evaluate", "main", "accuracy and pass@k of a model on a task"),
     "score": ("rlt.score", "main", "RLT reward components of an existing trace set (resumable JSONL)"),
+    "analyze": ("rlt.analyze", "main", "reward vs student outcome: quartile table, Pearson/Spearman, plot"),
 }
 
 
