@@ -409,3 +409,55 @@ def test_offload_student_gives_the_same_numbers(models):
     want = [c["reward"] for c in plain.score_texts(qs, ss, es)]
     assert [c["reward"] for c in offload.score_texts(qs, ss, es)] == pytest.approx(want, abs=1e-6)
     assert next(student.parameters()).device.type == "cpu"
+
+
+def test_offload_student_moves_it_per_call_and_back(models, monkeypatch):
+    """On CPU, a fake accelerator: the teacher reports cuda:0, the student's moves are recorded.
+
+    The student must be moved to the teacher's device before its forward, every call, and
+    back to the CPU after it, even when the forward fails.
+    """
+    import rlt.rewards.rlt as rlt_mod
+
+    student, teacher, tok = models
+    accel = torch.device("cuda", 0)
+    moves: list[str] = []
+    at_forward: list[str] = []
+    real_device = rlt_mod.model_device
+    monkeypatch.setattr(rlt_mod, "model_device", lambda m: accel if m is teacher else real_device(m))
+    # The move itself is recorded, not done (there is no GPU); the forward sees where it "is".
+    monkeypatch.setattr(student, "to", lambda device, *a, **k: moves.append(str(device)) or student)
+    hook = student.get_decoder().register_forward_pre_hook(
+        lambda mod, args: at_forward.append(moves[-1] if moves else "-")
+    )
+    try:
+        qs, ss, es = _random_batch(2, seed=7)
+        cfg = RLTRewardConfig(chat_format="compact", offload_student=True)
+        reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
+        assert moves == ["cpu"]  # kept on the CPU between calls from the start
+        got = [c["reward"] for c in reward.score_texts(qs, ss, es)]
+        assert moves == ["cpu", "cuda:0", "cpu"] and at_forward == ["cuda:0"]
+        reward.score_texts(qs, ss, es)
+        assert moves == ["cpu", "cuda:0", "cpu", "cuda:0", "cpu"]  # per call
+        want = [naive_reward(student, teacher, tok, q, s, e)["reward"] for q, s, e in zip(qs, ss, es)]
+        assert got == pytest.approx(want, abs=1e-5)
+        # A failing forward still sends the student back.
+        with pytest.raises(RewardError, match="outside the student's vocabulary"):
+            reward.score_ids(qs[:1], ss[:1], [[10**6]], [True])
+        bad = student.get_decoder().register_forward_pre_hook(lambda mod, args: 1 / 0)
+        try:
+            with pytest.raises(ZeroDivisionError):
+                reward.score_texts(qs[:1], ss[:1], es[:1])
+        finally:
+            bad.remove()
+        assert moves[-2:] == ["cuda:0", "cpu"]
+        # Without offloading, or without a teacher to follow, the student is never moved.
+        moves.clear()
+        RLTReward(student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+                  ).score_texts(qs, ss, es)  # fmt: skip
+        RLTReward(student, tok, RLTRewardConfig(chat_format="compact", offload_student=True)).score_texts(
+            qs, ss, es
+        )
+        assert moves == ["cpu"]  # the constructor's, and no per-call move (the student stays where it is)
+    finally:
+        hook.remove()
