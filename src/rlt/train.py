@@ -266,7 +266,9 @@ def check_trainer_combinations(model: ModelConfig, args: Any) -> None:
             "lm_head.weight directly); remove 'lm_head'"
         )
     if (model.load_in_4bit or model.load_in_8bit) and (args.use_cpu or not torch.cuda.is_available()):
-        raise ConfigError("load_in_4bit/load_in_8bit: bitsandbytes quantisation needs a CUDA GPU; set it to false")
+        raise ConfigError(
+            "load_in_4bit/load_in_8bit: bitsandbytes quantisation needs a CUDA GPU; set it to false"
+        )
 
 
 # --------------------------------------------------------------------------- the trainer
