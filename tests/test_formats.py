@@ -84,6 +84,8 @@ def test_system_prompt_override(tok, tags):
         ("", "", False, True),
         ("  \n<|end_of_explanation|>", "  \n", True, True),
         (f"{E}<|end_of_explanation|>x<|end_of_explanation|>", E, True, False),  # repeated close tag
+        (f"<|begin_of_explanation|>{E}<|end_of_explanation|>", E, True, False),  # repeats the open tag
+        (f"<|begin_of_explanation|>{E}", E, False, False),
     ],
 )
 def test_extract_explanation(tags, completion, text, closed, empty):
