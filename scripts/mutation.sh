@@ -42,6 +42,7 @@ git -C "$ROOT" archive HEAD | tar -x -C "$WORK"
   echo "process_isolation = forkserver"
   echo "use_git_change_detection = false"
 } > "$WORK/setup.cfg"
+[ -x "$ROOT/.venv/bin/mutmut" ] || "$ROOT/.venv/bin/python" -m pip install -q "mutmut>=3.8"  # the `mutation` extra
 cd "$WORK"
 # mutmut puts mutants/src first on sys.path itself; a PYTHONPATH to it breaks its stats run.
 export PYTHONPATH= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
