@@ -107,3 +107,21 @@ def test_quick_demo_end_to_end(tmp_path):
     assert cli(["demo", "--quick", "--out", str(out)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert json.loads((out / "results.json").read_text())["arms"] == res["arms"]
+
+
+def test_e4_reward_quartiles_against_the_read_out():
+    from rlt.demo import _e4
+
+    # 8 traces: reward rises, outcome 0 for the lower half and 1 for the upper half.
+    pairs = [(float(r), float(r >= 4)) for r in range(8)]
+    seed = _e4(pairs)
+    assert [b["outcome_mean"] for b in seed["bins"]] == [0.0, 0.0, 1.0, 1.0]
+    assert seed["spearman"] == pytest.approx(
+        32 / (42 * 32) ** 0.5
+    )  # ranks 1..8 vs two tied groups (2.5, 6.5)
+    res = _results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5])
+    res["e4"] = [seed, _e4([(float(r), float(r < 4)) for r in range(8)])]  # second seed: reversed
+    e4 = [(h, e) for c, h, e in claims(res) if c.startswith("E4")]
+    assert e4 and e4[0][0] is False and "Spearman +0.87" in e4[0][1] and "Spearman -0.87" in e4[0][1]
+    res["e4"] = [seed, seed]
+    assert [h for c, h, _ in claims(res) if c.startswith("E4")] == [True]

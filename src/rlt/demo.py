@@ -180,7 +180,7 @@ def style_fractions(records: list[dict[str, Any]]) -> dict[int, dict[str, float]
     return {s: {k: c[k] / sum(c.values()) for k in STYLES} for s, c in sorted(by_step.items())}
 
 
-def read_out(student: Any, tok: Any, task: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
+def read_out(student: Any, tok: Any, task: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The frozen student's accuracy when each row's explanation is its thinking and it writes the answer.
 
     A measure of the traces themselves: distillation adds a training run's luck on top.
@@ -195,14 +195,33 @@ def read_out(student: Any, tok: Any, task: Any, rows: list[dict[str, Any]]) -> d
         for r in rows
     ]
     settings = SamplingSettings(temperature=0.0, max_new_tokens=8)
-    right = 0
+    correct: list[bool] = []
     for lo in range(0, len(prompts), 128):
         for r, ids in zip(
             rows[lo : lo + 128], generate_transformers(student, tok, prompts[lo : lo + 128], settings, 0)
         ):
             answer = tok.decode(ids, skip_special_tokens=False).split(t.solution_close)[0]
-            right += bool(task.verify(r["question"], answer))
-    return {"accuracy": right / max(1, len(rows))}
+            correct.append(bool(task.verify(r["question"], answer)))
+    return {"accuracy": sum(correct) / max(1, len(rows)), "correct": correct}
+
+
+def trace_rewards(student: Any, teacher: Any, tok: Any, rows: list[dict[str, Any]]) -> list[float]:
+    """The RLT reward of each collected trace (its own teacher for ℓ_T, the frozen student), for E4."""
+    from rlt.rewards import RLTReward, RLTRewardConfig
+
+    cfg = RLTRewardConfig(chat_format="compact", student_system_prompt="", teacher_system_prompt="")
+    reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
+    out: list[float] = []
+    for lo in range(0, len(rows), 128):
+        batch = rows[lo : lo + 128]
+        comps = reward.score_texts(
+            [r["question"] for r in batch],
+            [r["solution"] for r in batch],
+            [r["explanation"] for r in batch],
+            [bool(r.get("closed", True)) for r in batch],
+        )
+        out += [float(c["reward"]) for c in comps]
+    return out
 
 
 def _rl_history(run_dir: Path) -> dict[str, list[float]]:
@@ -384,6 +403,8 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
 
     accuracy: dict[str, float] = {}
     trace_read: dict[str, float] = {}
+    reward_vs_read: list[tuple[float, float]] = []
+    teachers = {"sft_teacher": teacher_sft, "rlt_teacher": teacher_rlt, "rlt_no_kl_teacher": teacher_nokl}
     styles_out: dict[str, dict[str, float]] = {}
     for arm in ("no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher"):
         rows = [json.loads(line) for line in traces[arm].read_text().splitlines()]
@@ -402,10 +423,18 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         # when it is given each trace as its thinking and only writes the answer.
         if arm != "no_explanation":
             read_path = root / f"read_{arm}.json"
-            if not read_path.exists():
+            if not read_path.exists() or "correct" not in json.loads(read_path.read_text()):
                 frozen, ftok = load_model_and_tokenizer(str(student))
                 read_path.write_text(json.dumps(read_out(frozen, ftok, task, rows)))
-            trace_read[arm] = json.loads(read_path.read_text())["accuracy"]
+            read = json.loads(read_path.read_text())
+            trace_read[arm] = read["accuracy"]
+            # E4: each trace's RLT reward against whether the frozen student, given it, answers right.
+            reward_path = root / f"rewards_{arm}.json"
+            if not reward_path.exists():
+                frozen, ftok = load_model_and_tokenizer(str(student))
+                teacher_model, _ = load_model_and_tokenizer(str(teachers[arm]))
+                reward_path.write_text(json.dumps(trace_rewards(frozen, teacher_model, ftok, rows)))
+            reward_vs_read += list(zip(json.loads(reward_path.read_text()), map(float, read["correct"])))
         stage(
             f"distil ({arm})",
             lambda clean=clean, out_dir=out_dir, extra=extra: sft.distill_main(
@@ -453,6 +482,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         "seed": seed,
         "accuracy": accuracy,
         "trace_read_out": trace_read,
+        "reward_vs_read_out": reward_vs_read,
         "trace_styles": styles_out,
         "rl": {name: _rl_history(d) for name, d in (("rlt", teacher_rlt), ("no_kl", teacher_nokl))},
         "styles": {
@@ -488,6 +518,13 @@ def _worker(cfg: DemoArguments, seed: int, queue: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- aggregation
+
+
+def _e4(pairs: list[tuple[float, float]]) -> dict[str, Any]:
+    """E4 for one seed: the traces of all three teachers by RLT-reward quartile against the read-out."""
+    from rlt.analyze import reward_bins, spearman
+
+    return {"n": len(pairs), "spearman": spearman(*zip(*pairs)), "bins": reward_bins(pairs, 4)}
 
 
 def _mean_curves(curves: list[list[float]]) -> list[float]:
@@ -532,6 +569,7 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
             "no_kl_style_fraction": styles("no_kl"),
         },
         "trace_styles": {str(r["seed"]): r["trace_styles"] for r in per_seed},
+        "e4": [_e4(r["reward_vs_read_out"]) for r in per_seed if r.get("reward_vs_read_out")],
         "seeds": [r["seed"] for r in per_seed],
         "config": asdict(cfg),
         "elapsed_s": elapsed,

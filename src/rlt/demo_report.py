@@ -102,6 +102,12 @@ def _steps_share(results: dict[str, Any], *arms: str) -> str:
     return "; correct-step traces " + " vs ".join(f"{s['steps']:.2f}" for s in shares)
 
 
+def _e4_evidence(seed: dict[str, Any]) -> str:
+    outcomes = " / ".join(f"{b['outcome_mean']:.2f}" for b in seed["bins"])
+    rho = "n/a" if seed["spearman"] is None else f"{seed['spearman']:+.2f}"
+    return f"quartile outcomes {outcomes}, Spearman {rho}"
+
+
 def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     """The paper's claims as ``(claim, held, evidence)``, decided from the numbers only.
 
@@ -134,6 +140,20 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
                 "(read-out: the student given each trace writes the answer; no distillation; paired)",
                 read.held,
                 read.describe(),
+            )
+        )
+    e4 = results.get("e4") or []
+    if e4:
+        rising = [
+            s["bins"][-1]["outcome_mean"] > s["bins"][0]["outcome_mean"] and (s["spearman"] or 0) > 0
+            for s in e4
+        ]
+        out.append(
+            (
+                "E4: a trace's RLT reward predicts how useful it is (top reward quartile above the bottom one "
+                "and Spearman > 0 on every seed; outcome = the frozen student given the trace answers right)",
+                all(rising),
+                "per seed: " + "; ".join(_e4_evidence(s) for s in e4),
             )
         )
     rl = results["rl"]
