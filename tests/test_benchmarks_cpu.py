@@ -52,7 +52,10 @@ def test_isolated_child_measures_memory(bench):
     logits_mb = seq * vocab * 4 / 2**20  # 31 MB; measured: reference ~100 MB, rlt ~12 MB
     assert res_ok(ref) and res_ok(rlt)
     assert ref["peak_mb"] >= 0.9 * logits_mb, ref["peak_mb"]
-    assert rlt["peak_mb"] < min(0.6 * logits_mb, ref["peak_mb"] / 4), (rlt["peak_mb"], ref["peak_mb"])
+    # Peak RSS moves by ~10 MB with the allocator and the machine's load (20.8 MB seen once under
+    # load, ~12 MB idle): half the reference's peak is the bound that holds, and still fails when
+    # the chunked head materialises the full logits (it would then peak at the reference's level).
+    assert rlt["peak_mb"] < ref["peak_mb"] / 2, (rlt["peak_mb"], ref["peak_mb"])
     assert rlt["rewards"] == pytest.approx(ref["rewards"], abs=1e-4)
 
 
