@@ -11,20 +11,13 @@ from torch import nn
 
 from rlt.errors import ConfigError, RewardError
 from rlt.formats import get_tags, student_sft_example, teacher_rl_prompt
-from rlt.models import char_tokenizer, tiny_model
+from rlt.models import char_tokenizer
 from rlt.rewards import RLTReward, RLTRewardConfig
 from rlt.rewards.logprobs import chunked_token_logprobs
 from rlt.rewards.rlt import parse_coefs
 
 # The character tokenizer and tiny models: the compact chat (no padding, short prompts).
 TAGS = get_tags("bespoke", "compact")
-
-
-@pytest.fixture(scope="module")
-def models():
-    student, tok = tiny_model("tiny", seed=1)
-    teacher, _ = tiny_model("tiny", seed=0)
-    return student, teacher, tok
 
 
 def _ids(tok, text: str) -> list[int]:

@@ -17,20 +17,12 @@ import torch
 
 from rlt.errors import ConfigError
 from rlt.formats import get_tags, student_sft_example, teacher_rl_prompt
-from rlt.models import tiny_model
 from rlt.rewards import RLTReward, RLTRewardConfig, summarize
 
 TAGS = get_tags("bespoke", "compact")
 ROOT = Path(__file__).resolve().parents[2]
 Q, S, E = "What is 2 + 3?", "5", "Two plus three: count up 3 from 2, giving 5."
 QS, SS, ES = [Q, "What is 17 + 25?"], [S, "42"], [E, "seven and five is twelve, carry one: 42"]
-
-
-@pytest.fixture(scope="module")
-def models():
-    student, tok = tiny_model("tiny", seed=1)
-    teacher, _ = tiny_model("tiny", seed=0)
-    return student, teacher, tok
 
 
 def _ids(tok, text: str) -> list[int]:
