@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rlt.config import system_prompt_field
 from rlt.errors import ConfigError, DataError
 from rlt.formats import TagSet, explanation_token_ids, extract_explanation, get_tags, teacher_rl_prompt
 from rlt.generation import (
@@ -226,19 +227,8 @@ class CollectArguments:
         default=32, metadata={"help": "Prompts per generation call (and per durable write)."}
     )
     seed: int = field(default=0, metadata={"help": "Base seed; each batch's seed derives from its ids."})
-    teacher_system_prompt: str | None = field(
-        default=None,
-        metadata={
-            "help": "Teacher system prompt; None = the chat format's (stratos: the official one), '' = none."
-        },
-    )
-    student_system_prompt: str | None = field(
-        default=None,
-        metadata={
-            "help": "Student system prompt of --score_with; None = the data's `system` column, else the chat "
-            "format's (stratos: STRATOS_SYSTEM_PROMPT), '' = none."
-        },
-    )
+    teacher_system_prompt: str | None = system_prompt_field("teacher")
+    student_system_prompt: str | None = system_prompt_field("student", of=" of --score_with")
     backend: str = field(default="auto", metadata={"help": "auto, vllm or transformers."})
     score_with: str | None = field(
         default=None, metadata={"help": "A student: add the RLT reward components."}

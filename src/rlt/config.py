@@ -94,6 +94,18 @@ def clashing(first: Sequence[type], cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)} & seen
 
 
+SYSTEM_PROMPT_HELP = {
+    "teacher": "Teacher system prompt; None = the chat format's (stratos: the official one), '' = none.",
+    "student": "Student system prompt{of}; None = the data's `system` column, else the chat format's "
+    "(stratos: STRATOS_SYSTEM_PROMPT), '' = none.",
+}
+
+
+def system_prompt_field(role: str, of: str = "") -> Any:
+    """The ``<role>_system_prompt`` field of a command (None = the format's / the row's default)."""
+    return field(default=None, metadata={"help": SYSTEM_PROMPT_HELP[role].format(of=of)})
+
+
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 

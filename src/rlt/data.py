@@ -32,6 +32,7 @@ from typing import Any
 from datasets import Dataset
 from transformers import PreTrainedTokenizerBase
 
+from rlt.config import system_prompt_field
 from rlt.errors import DataError
 from rlt.formats import (
     CHAT_FORMATS,
@@ -458,19 +459,8 @@ class PreviewArguments:
         },
     )
     num_examples: int = field(default=2, metadata={"help": "Rows to show."})
-    teacher_system_prompt: str | None = field(
-        default=None,
-        metadata={
-            "help": "Teacher system prompt; None = the chat format's (stratos: the official one), '' = none."
-        },
-    )
-    student_system_prompt: str | None = field(
-        default=None,
-        metadata={
-            "help": "Student system prompt; None = the data's `system` column, else the chat format's "
-            "(stratos: STRATOS_SYSTEM_PROMPT), '' = none."
-        },
-    )
+    teacher_system_prompt: str | None = system_prompt_field("teacher")
+    student_system_prompt: str | None = system_prompt_field("student")
     json: bool = field(
         default=False,
         metadata={
