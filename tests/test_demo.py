@@ -125,3 +125,40 @@ def test_e4_reward_quartiles_against_the_read_out():
     assert e4 and e4[0][0] is False and "Spearman +0.87" in e4[0][1] and "Spearman -0.87" in e4[0][1]
     res["e4"] = [seed, seed]
     assert [h for c, h, _ in claims(res) if c.startswith("E4")] == [True]
+
+
+def test_kl_work_check_pools_reward_parts_over_seeds(tmp_path):
+    from rlt.demo import reward_parts_by_style
+    from rlt.demo_report import kl_has_work, parts_table, reward_parts
+    from rlt.tasks import DigitsTask
+
+    q = "start 7; +2; *3; -1 (mod 10)"  # 7+2=9, 9*3=7, 7-1=6
+    rows = [{"question": q, "explanation": e} for e in ("7+2=9; 9*3=7; 7-1=6", "the answer is 6", "7+2=1")]
+    parts = [
+        {"reward": r, "solution_logprob_mean": s, "kl_mean": k}
+        for r, s, k in ((0, -0.1, 0.1), (-5, -2.0, 3.0), (-9, -8.0, 1.0))
+    ]
+    by_style = reward_parts_by_style(DigitsTask(num_ops=3, modulus=10), rows, parts)
+    assert by_style["steps"] == {"n": 1, "reward": 0, "solution_logprob_mean": -0.1, "kl_mean": 0.1}
+    assert set(by_style) == {"steps", "leak", "wrong"}
+    res = _results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5])
+    # seed 1 has three leaks at -1.0: pooled leak = (1 * -2.0 + 3 * -1.0) / 4 = -1.25
+    res["reward_parts_by_style"] = {
+        "0": by_style, "1": {"leak": {"n": 3, "reward": -1.0, "solution_logprob_mean": -1.0, "kl_mean": 1.0}}
+    }  # fmt: skip
+    pooled = reward_parts(res)
+    assert list(pooled) == ["steps", "leak", "wrong"] and pooled["leak"]["n"] == 4
+    assert pooled["leak"]["solution_logprob_mean"] == pytest.approx(-1.25)
+    assert pooled["leak"]["kl_mean"] == pytest.approx((3.0 + 3 * 1.0) / 4)
+    work, why = kl_has_work(res)
+    assert work is False and "-1.25" in why and "cannot show" in why
+    kl_claim = [e for c, _, e in claims(res) if "KL term makes" in c][0]
+    assert kl_claim.endswith("not testable in this run (see “What the KL term has to do”)")
+    assert parts_table(res).splitlines()[3] == "| `leak` | 4 | -2.00 | -1.25 | 1.50 |"
+    # a leak the student believes as much as correct steps: the KL term has work to do
+    res["reward_parts_by_style"]["1"]["leak"]["solution_logprob_mean"] = 1.0  # pooled (-2 + 3) / 4 = 0.25
+    assert kl_has_work(res)[0] is True
+    assert "not testable" not in [e for c, _, e in claims(res) if "KL term makes" in c][0]
+    write_report(res, tmp_path)
+    assert "The KL term has work here" in (tmp_path / "report.md").read_text()
+    assert kl_has_work(_results([0.8], [0.4], [0.3], [0.0], [0.0])) is None

@@ -205,13 +205,20 @@ def read_out(student: Any, tok: Any, task: Any, rows: list[dict[str, Any]]) -> d
     return {"accuracy": sum(correct) / max(1, len(rows)), "correct": correct}
 
 
-def trace_rewards(student: Any, teacher: Any, tok: Any, rows: list[dict[str, Any]]) -> list[float]:
-    """The RLT reward of each collected trace (its own teacher for ℓ_T, the frozen student), for E4."""
+REWARD_PARTS = ("reward", "solution_logprob_mean", "kl_mean")
+
+
+def trace_rewards(student: Any, teacher: Any, tok: Any, rows: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """The RLT reward of each collected trace and its two terms (its own teacher, the frozen student).
+
+    For E4 (reward against outcome) and for the check of what the KL term has to do (reward
+    parts by explanation style).
+    """
     from rlt.rewards import RLTReward, RLTRewardConfig
 
     cfg = RLTRewardConfig(chat_format="compact", student_system_prompt="", teacher_system_prompt="")
     reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
-    out: list[float] = []
+    out: list[dict[str, float]] = []
     for lo in range(0, len(rows), 128):
         batch = rows[lo : lo + 128]
         comps = reward.score_texts(
@@ -220,8 +227,22 @@ def trace_rewards(student: Any, teacher: Any, tok: Any, rows: list[dict[str, Any
             [r["explanation"] for r in batch],
             [bool(r.get("closed", True)) for r in batch],
         )
-        out += [float(c["reward"]) for c in comps]
+        # an empty explanation has no KL tokens: its KL part is 0, as in the reward
+        out += [{k: float(c[k] or 0.0) for k in REWARD_PARTS} for c in comps]
     return out
+
+
+def reward_parts_by_style(
+    task: Any, rows: list[dict[str, Any]], parts: list[dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Mean reward parts of ``rows`` per explanation style (``task.classify_style``), with counts ``n``."""
+    groups: dict[str, list[dict[str, float]]] = {}
+    for r, p in zip(rows, parts):
+        groups.setdefault(task.classify_style(r["question"], r["explanation"]), []).append(p)
+    return {
+        style: {"n": len(ps), **{k: statistics.fmean(p[k] for p in ps) for k in REWARD_PARTS}}
+        for style, ps in groups.items()
+    }
 
 
 def _rl_history(run_dir: Path) -> dict[str, list[float]]:
@@ -404,6 +425,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
     accuracy: dict[str, float] = {}
     trace_read: dict[str, float] = {}
     reward_vs_read: list[tuple[float, float]] = []
+    traced: list[tuple[dict[str, Any], dict[str, float]]] = []  # every teacher's trace with its reward parts
     teachers = {"sft_teacher": teacher_sft, "rlt_teacher": teacher_rlt, "rlt_no_kl_teacher": teacher_nokl}
     styles_out: dict[str, dict[str, float]] = {}
     for arm in ("no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher"):
@@ -430,11 +452,14 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
             trace_read[arm] = read["accuracy"]
             # E4: each trace's RLT reward against whether the frozen student, given it, answers right.
             reward_path = root / f"rewards_{arm}.json"
-            if not reward_path.exists():
+            parts = json.loads(reward_path.read_text()) if reward_path.exists() else None
+            if not parts or not isinstance(parts[0], dict):  # missing, or an older run's bare rewards
                 frozen, ftok = load_model_and_tokenizer(str(student))
                 teacher_model, _ = load_model_and_tokenizer(str(teachers[arm]))
-                reward_path.write_text(json.dumps(trace_rewards(frozen, teacher_model, ftok, rows)))
-            reward_vs_read += list(zip(json.loads(reward_path.read_text()), map(float, read["correct"])))
+                parts = trace_rewards(frozen, teacher_model, ftok, rows)
+                reward_path.write_text(json.dumps(parts))
+            reward_vs_read += [(p["reward"], float(c)) for p, c in zip(parts, read["correct"])]
+            traced += list(zip(rows, parts))
         stage(
             f"distil ({arm})",
             lambda clean=clean, out_dir=out_dir, extra=extra: sft.distill_main(
@@ -483,6 +508,7 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         "accuracy": accuracy,
         "trace_read_out": trace_read,
         "reward_vs_read_out": reward_vs_read,
+        "reward_parts_by_style": reward_parts_by_style(task, *zip(*traced)) if traced else {},
         "trace_styles": styles_out,
         "rl": {name: _rl_history(d) for name, d in (("rlt", teacher_rlt), ("no_kl", teacher_nokl))},
         "styles": {
@@ -570,6 +596,9 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
         },
         "trace_styles": {str(r["seed"]): r["trace_styles"] for r in per_seed},
         "e4": [_e4(r["reward_vs_read_out"]) for r in per_seed if r.get("reward_vs_read_out")],
+        "reward_parts_by_style": {
+            str(r["seed"]): r["reward_parts_by_style"] for r in per_seed if r.get("reward_parts_by_style")
+        },
         "seeds": [r["seed"] for r in per_seed],
         "config": asdict(cfg),
         "elapsed_s": elapsed,

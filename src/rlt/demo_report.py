@@ -102,6 +102,65 @@ def _steps_share(results: dict[str, Any], *arms: str) -> str:
     return "; correct-step traces " + " vs ".join(f"{s['steps']:.2f}" for s in shares)
 
 
+def reward_parts(results: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Every teacher's traces' reward parts per explanation style, pooled over seeds (weighted by count)."""
+    pooled: dict[str, dict[str, float]] = {}
+    for seed in (results.get("reward_parts_by_style") or {}).values():
+        for style, parts in seed.items():
+            acc = pooled.setdefault(
+                style, {"n": 0, "reward": 0.0, "solution_logprob_mean": 0.0, "kl_mean": 0.0}
+            )
+            acc["n"] += parts["n"]
+            for k in ("reward", "solution_logprob_mean", "kl_mean"):
+                acc[k] += parts[k] * parts["n"]
+    for acc in pooled.values():
+        for k in ("reward", "solution_logprob_mean", "kl_mean"):
+            acc[k] /= acc["n"]
+    return {s: pooled[s] for s in STYLES if s in pooled}
+
+
+def kl_has_work(results: dict[str, Any]) -> tuple[bool, str] | None:
+    """Whether this run's design lets the KL term show its work, and the measured reason.
+
+    The paper's KL term stops a teacher drifting to explanations that raise the student's
+    solution log-prob but are unnatural to it (a leaked answer). That drift can only happen
+    where such an explanation scores at least as well on the solution term as correct steps.
+    None when the run has no leaked and no correct-step traces to compare.
+    """
+    parts = reward_parts(results)
+    if "leak" not in parts or "steps" not in parts:
+        return None
+    leak, steps = parts["leak"], parts["steps"]
+    work = leak["solution_logprob_mean"] >= steps["solution_logprob_mean"]
+    why = (
+        f"the frozen student's solution log-prob after a leaked answer {leak['solution_logprob_mean']:.2f} "
+        f"(KL {leak['kl_mean']:.2f}, {leak['n']} traces) vs after correct steps "
+        f"{steps['solution_logprob_mean']:.2f} (KL {steps['kl_mean']:.2f}, {steps['n']} traces)"
+    )
+    if work:
+        return True, why + ": leaking pays on the solution term, and only the KL term can stop it"
+    return False, (
+        why + ": correct steps already win on the solution term alone, so a teacher gains nothing by "
+        "leaking, with or without the KL term; this miniature cannot show what the KL term prevents"
+    )
+
+
+def parts_table(results: dict[str, Any]) -> str:
+    """The RLT reward's parts per explanation style over every teacher's traces; "" when not measured."""
+    parts = reward_parts(results)
+    if not parts:
+        return ""
+    lines = [
+        "| style | traces | reward | solution log-prob (mean) | KL (mean) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| `{s}` | {p['n']} | {p['reward']:.2f} | {p['solution_logprob_mean']:.2f} | {p['kl_mean']:.2f} |"
+        for s, p in parts.items()
+    ]
+    return "\n".join(lines)
+
+
 def _e4_evidence(seed: dict[str, Any]) -> str:
     outcomes = " / ".join(f"{b['outcome_mean']:.2f}" for b in seed["bins"])
     rho = "n/a" if seed["spearman"] is None else f"{seed['spearman']:+.2f}"
@@ -118,6 +177,8 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     acc = {arm: results["arms"][arm]["accuracy"] for arm in ARMS}
     rlt, sft, nokl = acc["rlt_teacher"], acc["sft_teacher"], acc["rlt_no_kl_teacher"]
     vs_sft, vs_nokl = paired(rlt, sft), paired(rlt, nokl)
+    work = kl_has_work(results)
+    no_work = work is not None and not work[0]
     out = [
         (
             "Students taught by the RLT teacher beat those taught by the warm-up teacher (paired over seeds)",
@@ -128,7 +189,8 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
             "Removing the KL term makes the traces worse (RLT without KL below RLT, paired over seeds)",
             vs_nokl.held,
             f"{mean_std(nokl)[0]:.3f} vs {mean_std(rlt)[0]:.3f}; {vs_nokl.describe()}"
-            + _steps_share(results, "rlt_no_kl_teacher", "rlt_teacher"),
+            + _steps_share(results, "rlt_no_kl_teacher", "rlt_teacher")
+            + ("; not testable in this run (see “What the KL term has to do”)" if no_work else ""),
         ),
     ]
     arms = results["arms"]
@@ -296,6 +358,17 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
     traces = trace_table(results)
     if traces:
         lines += ["", "## What each student read (share of trace styles, mean over seeds)", "", traces]
+    parts = parts_table(results)
+    if parts:
+        lines += ["", "## What the KL term has to do (the reward's parts by explanation style)", "", parts]
+        work = kl_has_work(results)
+        if work is not None:
+            lines += [
+                "",
+                ("The KL term has work here: " if work[0] else "The KL term has no work here: ")
+                + work[1]
+                + ".",
+            ]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in pictures]
     lines += ["", "## Settings", "", "```json", json.dumps(results["config"], indent=2), "```", ""]
     path = out_dir / "report.md"
