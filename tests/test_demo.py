@@ -104,9 +104,23 @@ def test_quick_demo_end_to_end(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in seed_dir.glob("*/model.safetensors")}
     stamps |= {p: p.stat().st_mtime_ns for p in seed_dir.glob("eval_*.json")}
     assert len(stamps) >= 4 + 6  # 4 distilled students + base, student, teachers; 4 evaluations
-    assert cli(["demo", "--quick", "--out", str(out)]) == 0
+    # ... and adding --findings to the finished run only runs E5 and E6
+    assert cli(["demo", "--quick", "--findings", "--out", str(out)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
-    assert json.loads((out / "results.json").read_text())["arms"] == res["arms"]
+    again = json.loads((out / "results.json").read_text())
+    assert again["arms"] == res["arms"] and "e5" not in res
+    assert set(again["e5"]) == {"cold_start", "from_scratch"} and set(again["e6"]) == {
+        "sft_teacher",
+        "rlt_teacher",
+    }
+    # the E5/E6 accuracies are the students' recounted from their own evaluation files
+    for name, arms in (("e5", again["e5"]), ("e6", again["e6"])):
+        for arm, values in arms.items():
+            assert values == [json.loads((seed_dir / f"eval_{name}_{arm}.json").read_text())]
+    assert (seed_dir / "e5_from_scratch" / "model.safetensors").exists()
+    assert len((seed_dir / "e6_traces_rlt_teacher.jsonl").read_text().splitlines()) == 32
+    report = (out / "report.md").read_text()
+    assert "| E5: student RL" in report and "| E6: explaining Countdown" in report
 
 
 def test_e4_reward_quartiles_against_the_read_out():

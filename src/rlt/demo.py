@@ -31,16 +31,17 @@ import statistics
 import sys
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from rlt.demo_findings import FindingsArguments
 from rlt.formats import get_tags
 from rlt.tasks import STYLES
 
 
 @dataclass
-class DemoArguments:
+class DemoArguments(FindingsArguments):
     """Arguments of `rlt demo`. The defaults are the full run; ``--quick`` shrinks every stage."""
 
     out: str = field(
@@ -101,6 +102,7 @@ class DemoArguments:
             4,
         )
         self.distill_questions, self.distill_steps, self.eval_questions = 64, 60, 48
+        self.e5_rl_steps, self.e6_questions, self.e6_distill_steps, self.e6_eval_questions = 2, 32, 10, 16
 
     def mix(self) -> dict[str, float]:
         from rlt.errors import ConfigError
@@ -270,9 +272,9 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
     torch.set_num_threads(cfg.threads or max(1, (os.cpu_count() or 2) // max(1, cfg.workers)))
     root = Path(cfg.out) / f"seed{seed}"
     # A finished stage leaves a marker; a re-run with the same settings skips it.
-    settings = json.dumps(
-        {k: v for k, v in asdict(cfg).items() if k not in ("out", "seeds", "workers")}, sort_keys=True
-    )
+    # E5/E6 settings are left out: adding --findings to a finished run reuses its stages
+    ignored = {"out", "seeds", "workers", *(f.name for f in fields(FindingsArguments))}
+    settings = json.dumps({k: v for k, v in asdict(cfg).items() if k not in ignored}, sort_keys=True)
     if (root / "settings.json").exists() and (root / "settings.json").read_text() != settings:
         shutil.rmtree(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -501,9 +503,18 @@ def run_seed(cfg: DemoArguments, seed: int, report: Any = print) -> dict[str, An
         accuracy[arm] = float(res["accuracy"])
         report(seed, f"  {arm}: accuracy {accuracy[arm]:.3f}; trace styles {styles_out[arm]}")
 
+    findings: dict[str, dict[str, float]] = {}
+    if cfg.findings:
+        from rlt.demo_findings import e5_cold_start, e6_transfer
+
+        findings["e5"] = e5_cold_start(cfg, seed, root, task, eval_rows, stage)
+        findings["e6"] = e6_transfer(cfg, seed, root, stage)
+        report(seed, f"  findings: {findings}")
+
     from rlt.jsonl import read_records
 
     return {
+        "findings": findings,
         "seed": seed,
         "accuracy": accuracy,
         "trace_read_out": trace_read,
@@ -596,6 +607,11 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
         },
         "trace_styles": {str(r["seed"]): r["trace_styles"] for r in per_seed},
         "e4": [_e4(r["reward_vs_read_out"]) for r in per_seed if r.get("reward_vs_read_out")],
+        **{
+            name: {arm: [r["findings"][name][arm] for r in per_seed] for arm in per_seed[0]["findings"][name]}
+            for name in ("e5", "e6")
+            if all(name in r.get("findings", {}) for r in per_seed)
+        },
         "reward_parts_by_style": {
             str(r["seed"]): r["reward_parts_by_style"] for r in per_seed if r.get("reward_parts_by_style")
         },
@@ -622,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
-    stages_per_seed = 4 + 2 + 3 + 4 * 2
+    stages_per_seed = 4 + 2 + 3 + 4 * 2 + (4 if cfg.findings else 0)
     start = time.time()
     ctx = mp.get_context("spawn")  # fresh interpreters: torch thread pools do not survive fork well
     with (
