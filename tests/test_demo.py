@@ -47,6 +47,17 @@ def test_report_and_plots(tmp_path):
         assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_report_without_the_kl_ablation(tmp_path):
+    res = _results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5])
+    del res["arms"]["rlt_no_kl_teacher"], res["rl"]["no_kl_reward"], res["rl"]["no_kl_style_fraction"]
+    found = claims(res)
+    assert not any("KL term makes" in c for c, _, _ in found) and found[0][1] is True
+    write_report(res, tmp_path)
+    text = (tmp_path / "report.md").read_text()
+    assert "| `rlt_teacher` |" in text and "rlt_no_kl_teacher" not in text
+    assert (tmp_path / "styles.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_trace_table_averages_style_shares_over_seeds(tmp_path):
     res = _results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5])
     res["trace_styles"] = {"0": {"rlt_teacher": {"steps": 9, "wrong": 1}},
@@ -80,7 +91,7 @@ def test_quick_demo_end_to_end(tmp_path):
     from rlt.cli import main as cli
 
     out = tmp_path / "demo"
-    assert cli(["demo", "--quick", "--out", str(out)]) == 0
+    assert cli(["demo", "--quick", "--kl_ablation", "true", "--out", str(out)]) == 0
     res = json.loads((out / "results.json").read_text())
     assert set(res["arms"]) == {"no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher"}
     for arm in res["arms"].values():
@@ -99,13 +110,17 @@ def test_quick_demo_end_to_end(tmp_path):
     # The frozen student's read-out of each teacher's traces is reported beside the students.
     assert 0.0 <= res["arms"]["rlt_teacher"]["trace_read_out"][0] <= 1.0
     assert "frozen student given the traces" in report
+    # The frozen student trained on in rounds while below the bar (the quick one is weak: all rounds run)
+    rounds = json.loads((out / "seed0" / "student_accuracy.json").read_text())
+    assert all(a < 0.95 for a in rounds[:-1]) and (rounds[-1] >= 0.95 or len(rounds) == 3)
+    assert res["student_accuracy"] == [rounds[-1]] and "(pre-trained, then trained on until sound)" in report
     # A resumed run redoes no finished distillation or evaluation: same files, same numbers.
     seed_dir = out / "seed0"
     stamps = {p: p.stat().st_mtime_ns for p in seed_dir.glob("*/model.safetensors")}
     stamps |= {p: p.stat().st_mtime_ns for p in seed_dir.glob("eval_*.json")}
     assert len(stamps) >= 4 + 6  # 4 distilled students + base, student, teachers; 4 evaluations
     # ... and adding --findings to the finished run only runs E5 and E6
-    assert cli(["demo", "--quick", "--findings", "--out", str(out)]) == 0
+    assert cli(["demo", "--quick", "--kl_ablation", "true", "--findings", "--out", str(out)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     again = json.loads((out / "results.json").read_text())
     assert again["arms"] == res["arms"] and "e5" not in res

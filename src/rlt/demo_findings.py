@@ -42,27 +42,6 @@ class FindingsArguments:
     e6_eval_questions: int = field(default=200, metadata={"help": "E6: held-out Countdown questions."})
 
 
-def _evaluate(model_dir: Path, rows: list[dict[str, Any]], task: str, max_new_tokens: int) -> float:
-    from rlt import evaluate
-    from rlt.demo import COMPACT
-    from rlt.loading import load_model_and_tokenizer
-
-    model, tok = load_model_and_tokenizer(str(model_dir))
-    res = evaluate.evaluate_model(
-        model,
-        tok,
-        rows,
-        task,
-        num_samples=1,
-        max_new_tokens=max_new_tokens,
-        batch_size=128,
-        tag_format=COMPACT,
-        system_prompt="",
-        progress=False,
-    )
-    return float(res["accuracy"])
-
-
 def _cached(path: Path, fn: Any) -> Any:
     """``fn()``'s JSON result, computed once: a resumed run reads it back."""
     if path.exists():
@@ -77,7 +56,7 @@ def e5_cold_start(
 ) -> dict[str, float]:
     """E5: held-out accuracy after student RL from the RLT-distilled student and from the base model."""
     from rlt import train
-    from rlt.demo import _common_train_args
+    from rlt.demo import _common_train_args, evaluate_dir
 
     def rl(model: Path, out_dir: Path) -> None:
         train.main([
@@ -97,7 +76,7 @@ def e5_cold_start(
         out_dir = root / f"e5_{arm}"
         stage(f"E5 student RL ({arm})", lambda start=start, out_dir=out_dir: rl(start, out_dir), out_dir)
         out[arm] = _cached(
-            root / f"eval_e5_{arm}.json", lambda out_dir=out_dir: _evaluate(out_dir, eval_rows, "digits", 48)
+            root / f"eval_e5_{arm}.json", lambda out_dir=out_dir: evaluate_dir(out_dir, eval_rows)
         )
     return out
 
@@ -105,7 +84,7 @@ def e5_cold_start(
 def e6_transfer(cfg: Any, seed: int, root: Path, stage: Any) -> dict[str, float]:
     """E6: Countdown accuracy of students distilled from each digits teacher's zero-shot Countdown traces."""
     from rlt import collect, sft
-    from rlt.demo import COMPACT, _sft_args, _write_jsonl
+    from rlt.demo import COMPACT, _sft_args, _write_jsonl, evaluate_dir
     from rlt.loading import load_model_and_tokenizer
 
     countdown = CountdownTask()
@@ -145,6 +124,6 @@ def e6_transfer(cfg: Any, seed: int, root: Path, stage: Any) -> dict[str, float]
         stage(f"E6 distil on Countdown ({arm})", lambda args=args: sft.distill_main(args), out_dir)
         out[arm] = _cached(
             root / f"eval_e6_{arm}.json",
-            lambda out_dir=out_dir: _evaluate(out_dir, eval_rows, "countdown", 64),
+            lambda out_dir=out_dir: evaluate_dir(out_dir, eval_rows, "countdown", 64),
         )
     return out

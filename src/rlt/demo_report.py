@@ -24,6 +24,11 @@ ARM_LABELS = {
 }
 
 
+def arms_of(results: dict[str, Any]) -> list[str]:
+    """The arms this run has, in report order (the no-KL arm only with ``--kl_ablation``)."""
+    return [arm for arm in ARMS if arm in results["arms"]]
+
+
 def mean_std(values: list[float]) -> tuple[float, float]:
     """Mean and sample standard deviation (0 for a single value)."""
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
@@ -174,9 +179,9 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     seed agrees and the bootstrap interval of the mean difference excludes 0. With 3 seeds
     the smallest one-sided sign-test p is 0.125; the evidence says so rather than hiding it.
     """
-    acc = {arm: results["arms"][arm]["accuracy"] for arm in ARMS}
-    rlt, sft, nokl = acc["rlt_teacher"], acc["sft_teacher"], acc["rlt_no_kl_teacher"]
-    vs_sft, vs_nokl = paired(rlt, sft), paired(rlt, nokl)
+    acc = {arm: results["arms"][arm]["accuracy"] for arm in arms_of(results)}
+    rlt, sft = acc["rlt_teacher"], acc["sft_teacher"]
+    vs_sft = paired(rlt, sft)
     work = kl_has_work(results)
     no_work = work is not None and not work[0]
     out = [
@@ -184,15 +189,20 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
             "Students taught by the RLT teacher beat those taught by the warm-up teacher (paired over seeds)",
             vs_sft.held,
             f"{mean_std(rlt)[0]:.3f} vs {mean_std(sft)[0]:.3f}; {vs_sft.describe()}",
-        ),
-        (
-            "Removing the KL term makes the traces worse (RLT without KL below RLT, paired over seeds)",
-            vs_nokl.held,
-            f"{mean_std(nokl)[0]:.3f} vs {mean_std(rlt)[0]:.3f}; {vs_nokl.describe()}"
-            + _steps_share(results, "rlt_no_kl_teacher", "rlt_teacher")
-            + ("; not testable in this run (see “What the KL term has to do”)" if no_work else ""),
-        ),
+        )
     ]
+    if "rlt_no_kl_teacher" in acc:
+        nokl = acc["rlt_no_kl_teacher"]
+        vs_nokl = paired(rlt, nokl)
+        out.append(
+            (
+                "Removing the KL term makes the traces worse (RLT without KL below RLT, paired over seeds)",
+                vs_nokl.held,
+                f"{mean_std(nokl)[0]:.3f} vs {mean_std(rlt)[0]:.3f}; {vs_nokl.describe()}"
+                + _steps_share(results, "rlt_no_kl_teacher", "rlt_teacher")
+                + ("; not testable in this run (see “What the KL term has to do”)" if no_work else ""),
+            )
+        )
     arms = results["arms"]
     if "trace_read_out" in arms["rlt_teacher"] and "trace_read_out" in arms["sft_teacher"]:
         read = paired(arms["rlt_teacher"]["trace_read_out"], arms["sft_teacher"]["trace_read_out"])
@@ -265,10 +275,11 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
 
 def table(results: dict[str, Any]) -> str:
     """Distilled students' accuracy per arm; with the read-out, the frozen student's accuracy given the traces."""
-    read = any("trace_read_out" in results["arms"][arm] for arm in ARMS)
+    arms = arms_of(results)
+    read = any("trace_read_out" in results["arms"][arm] for arm in arms)
     head = "| arm | student trained on | accuracy (mean ± std) | per seed |"
     lines = [head + (" frozen student given the traces |" if read else ""), "| --- " * (4 + read) + "|"]
-    for arm in ARMS:
+    for arm in arms:
         vals = results["arms"][arm]["accuracy"]
         m, s = mean_std(vals)
         row = f"| `{arm}` | {ARM_LABELS[arm]} | {m:.3f} ± {s:.3f} | {', '.join(f'{v:.3f}' for v in vals)} |"
@@ -286,7 +297,7 @@ def trace_table(results: dict[str, Any]) -> str:
     accuracies differ. Empty when ``results`` has no ``trace_styles``.
     """
 
-    rows = [(arm, shares) for arm in ARMS if (shares := style_shares(results, arm)) is not None]
+    rows = [(arm, shares) for arm in arms_of(results) if (shares := style_shares(results, arm)) is not None]
     if not rows:
         return ""
     lines = ["| arm | " + " | ".join(f"`{s}`" for s in STYLES) + " |", "| --- |" + " --- |" * len(STYLES)]
@@ -322,32 +333,33 @@ def plot(results: dict[str, Any], out_dir: Path) -> list[str]:
     plt.close(fig)
     names.append("reward.png")
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
-    for ax, key, title in (
-        (axes[0], "style_fraction", "RLT"),
-        (axes[1], "no_kl_style_fraction", "RLT without KL"),
-    ):
-        for style, values in rl.get(key, {}).items():
+    panels = [
+        (k, t) for k, t in (("style_fraction", "RLT"), ("no_kl_style_fraction", "RLT without KL")) if k in rl
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), sharey=True, squeeze=False)
+    for ax, (key, title) in zip(axes[0], panels):
+        for style, values in rl[key].items():
             ax.plot(range(1, len(values) + 1), values, label=style)
         ax.set_title(f"explanation styles: {title}")
         ax.set_xlabel("RL step")
-    axes[0].set_ylabel("share of completions")
-    axes[1].legend(fontsize=8)
+    axes[0][0].set_ylabel("share of completions")
+    axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out_dir / "styles.png", dpi=110)
     plt.close(fig)
     names.append("styles.png")
 
     fig, ax = plt.subplots(figsize=(6, 3.5))
-    stats = [mean_std(results["arms"][arm]["accuracy"]) for arm in ARMS]
+    arms = arms_of(results)
+    stats = [mean_std(results["arms"][arm]["accuracy"]) for arm in arms]
     ax.bar(
-        range(len(ARMS)),
+        range(len(arms)),
         [m for m, _ in stats],
         yerr=[s for _, s in stats],
         capsize=4,
-        color=["#999999", "#6a9fd4", "#2e7d32", "#d48a6a"],
+        color=["#999999", "#6a9fd4", "#2e7d32", "#d48a6a"][: len(arms)],
     )
-    ax.set_xticks(range(len(ARMS)), [a.replace("_", "\n") for a in ARMS], fontsize=8)
+    ax.set_xticks(range(len(arms)), [a.replace("_", "\n") for a in arms], fontsize=8)
     ax.set_ylabel("held-out accuracy")
     ax.set_title(f"distilled students ({len(results['seeds'])} seeds, mean ± std)")
     fig.tight_layout()
@@ -366,6 +378,16 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
         "",
         f"Seeds: {results['seeds']}; elapsed {results['elapsed_s']:.0f} s.",
         "",
+        *(
+            [
+                "The frozen student (pre-trained, then trained on until sound) answers "
+                + ", ".join(f"{a:.3f}" for a in results["student_accuracy"])
+                + " of 200 fresh questions by itself (per seed).",
+                "",
+            ]
+            if results.get("student_accuracy")
+            else []
+        ),
         "## Students (held-out accuracy of the student writing its own reasoning)",
         "",
         table(results),
