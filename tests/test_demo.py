@@ -191,3 +191,14 @@ def test_kl_work_check_pools_reward_parts_over_seeds(tmp_path):
     write_report(res, tmp_path)
     assert "The KL term has work here" in (tmp_path / "report.md").read_text()
     assert kl_has_work(_results([0.8], [0.4], [0.3], [0.0], [0.0])) is None
+
+
+def test_e5_e6_claims_are_paired_over_seeds():
+    res = _results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5])
+    res["e5"] = {"cold_start": [0.9, 0.95], "from_scratch": [0.2, 0.1]}
+    res["e6"] = {"rlt_teacher": [0.0, 0.0], "sft_teacher": [0.0, 0.0]}  # a tie is not a win
+    found = {c[:3]: (h, e) for c, h, e in claims(res)}
+    assert found["E5:"][0] is True and found["E5:"][1].startswith(
+        "0.925 vs 0.150; per-seed difference +0.775"
+    )
+    assert found["E6:"][0] is False and "0/2 seeds" in found["E6:"][1]
