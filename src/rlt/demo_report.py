@@ -228,28 +228,18 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
                 "per seed: " + "; ".join(_e4_evidence(s) for s in e4),
             )
         )
-    if results.get("e5"):
-        e5 = paired(results["e5"]["cold_start"], results["e5"]["from_scratch"])
-        out.append(
-            (
-                "E5: student RL from the RLT-distilled student beats the same RL from the base model "
-                "(cold start vs from scratch, same RL budget, paired)",
-                e5.held,
-                f"{mean_std(results['e5']['cold_start'])[0]:.3f} vs {mean_std(results['e5']['from_scratch'])[0]:.3f}; "
-                + e5.describe(),
+    for key, a, b, claim in (
+        ("e5", "cold_start", "from_scratch", "E5: student RL from the RLT-distilled student beats the same RL from "
+         "the base model (cold start vs from scratch, same RL budget, paired)"),
+        ("e6", "rlt_teacher", "sft_teacher", "E6: explaining Countdown zero-shot, the RLT digits teacher's students "
+         "beat the warm-up teacher's (Countdown accuracy, paired)"),
+    ):  # fmt: skip
+        if results.get(key):
+            x, y = results[key][a], results[key][b]
+            found = paired(x, y)
+            out.append(
+                (claim, found.held, f"{mean_std(x)[0]:.3f} vs {mean_std(y)[0]:.3f}; {found.describe()}")
             )
-        )
-    if results.get("e6"):
-        e6 = paired(results["e6"]["rlt_teacher"], results["e6"]["sft_teacher"])
-        out.append(
-            (
-                "E6: explaining Countdown zero-shot, the RLT digits teacher's students beat the warm-up "
-                "teacher's (Countdown accuracy, paired)",
-                e6.held,
-                f"{mean_std(results['e6']['rlt_teacher'])[0]:.3f} vs {mean_std(results['e6']['sft_teacher'])[0]:.3f}; "
-                + e6.describe(),
-            )
-        )
     rl = results["rl"]
     reward = rl["reward"]
     if reward:
