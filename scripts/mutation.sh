@@ -16,7 +16,7 @@ case "$MODULE" in
   formats)  SRC=src/rlt/formats.py
             TESTS="tests/test_formats.py tests/test_formats_qwen.py tests/reliability/test_completion_faults.py" ;;
   jsonl)    SRC=src/rlt/jsonl.py
-            TESTS="tests/test_collect.py tests/test_score.py tests/reliability/test_faults.py tests/reliability/test_score_inputs.py" ;;
+            TESTS="tests/test_jsonl.py tests/test_collect.py tests/test_score.py tests/reliability/test_faults.py tests/reliability/test_score_inputs.py" ;;
   collect)  SRC=src/rlt/collect.py
             TESTS="tests/test_collect.py" ;;
   rlt)      SRC=src/rlt/rewards/rlt.py
