@@ -38,3 +38,12 @@ def test_disk_full_keeps_the_errno_and_names_the_file(tmp_path, monkeypatch):
     assert err.value.strerror == (
         f"no space left on device while writing {path}; records written before this batch are intact"
     )
+
+
+def test_reading_leaves_a_half_written_line_alone_unless_asked_to_repair(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"id": "0"}\n{"id": "1"')  # killed mid-write
+    assert read_records(path) == [{"id": "0"}]
+    assert path.read_bytes() == b'{"id": "0"}\n{"id": "1"'  # a reader does not change the file
+    assert read_records(path, repair=True) == [{"id": "0"}]
+    assert path.read_bytes() == b'{"id": "0"}\n'
