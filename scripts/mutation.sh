@@ -45,6 +45,6 @@ git -C "$ROOT" archive HEAD | tar -x -C "$WORK"
 [ -x "$ROOT/.venv/bin/mutmut" ] || "$ROOT/.venv/bin/python" -m pip install -q "mutmut>=3.8"  # the `mutation` extra
 cd "$WORK"
 # mutmut puts mutants/src first on sys.path itself; a PYTHONPATH to it breaks its stats run.
-export PYTHONPATH= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+export PYTHONPATH= OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 HYPOTHESIS_PROFILE=mutation
 "$ROOT/.venv/bin/mutmut" run --max-children "${MUTATION_JOBS:-2}" "$@"
-"$ROOT/.venv/bin/mutmut" results --all true 2>/dev/null || "$ROOT/.venv/bin/mutmut" results
+"$ROOT/.venv/bin/mutmut" results

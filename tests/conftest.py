@@ -5,11 +5,18 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
+
+# Property tests: 300 examples by default; the mutation runs (scripts/mutation.sh) pick the
+# "mutation" profile, since each of hundreds of mutants reruns them.
+settings.register_profile("default", max_examples=300, deadline=None)
+settings.register_profile("mutation", max_examples=30, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 @pytest.fixture(scope="session")

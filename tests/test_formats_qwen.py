@@ -132,7 +132,7 @@ ENDINGS = st.one_of(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=st.text(max_size=40), ending=ENDINGS, fmt=st.sampled_from(sorted(TAG_SETS)), extra=st.booleans())
 def test_close_tag_split_is_exact(qwen_tok, body, ending, fmt, extra):
     tags = get_tags(fmt)
