@@ -41,6 +41,8 @@ git -C "$ROOT" archive HEAD | tar -x -C "$WORK"
   echo "    not slow"
   echo "process_isolation = forkserver"
   echo "use_git_change_detection = false"
+  echo "also_copy ="          # what tests read besides src/ and tests/ (recipes, docs, ...)
+  for d in recipes docs benchmarks scripts README.md; do echo "    $d"; done
 } > "$WORK/setup.cfg"
 [ -x "$ROOT/.venv/bin/mutmut" ] || "$ROOT/.venv/bin/python" -m pip install -q "mutmut>=3.8"  # the `mutation` extra
 cd "$WORK"
