@@ -22,7 +22,7 @@ case "$MODULE" in
   rlt)      SRC=src/rlt/rewards/rlt.py
             TESTS="tests/rewards/test_rlt_reward.py tests/rewards/test_rlt_reward_options.py tests/reliability/test_completion_faults.py tests/reliability/test_faults.py tests/reliability/test_numerics.py" ;;
   logprobs) SRC=src/rlt/rewards/logprobs.py
-            TESTS="tests/rewards/test_rlt_reward.py tests/reliability/test_completion_faults.py" ;;
+            TESTS="tests/rewards/test_logprobs.py tests/rewards/test_rlt_reward.py tests/reliability/test_completion_faults.py" ;;
   *) echo "unknown module $MODULE" >&2; exit 2 ;;
 esac
 WORK="$ROOT/.mutation/$MODULE"

@@ -13,7 +13,6 @@ from rlt.errors import ConfigError, RewardError
 from rlt.formats import get_tags, student_sft_example, teacher_rl_prompt
 from rlt.models import char_tokenizer
 from rlt.rewards import RLTReward, RLTRewardConfig
-from rlt.rewards.logprobs import chunked_token_logprobs
 from rlt.rewards.rlt import parse_coefs
 
 # The character tokenizer and tiny models: the compact chat (no padding, short prompts).
@@ -347,43 +346,6 @@ def test_student_is_frozen(models):
     student, _, tok = models
     RLTReward(student, tok)
     assert not student.training and not any(p.requires_grad for p in student.parameters())
-
-
-# --------------------------------------------------------------------------- chunked head
-
-
-@pytest.mark.parametrize("kind", ["linear", "linear_bias", "module", "weight", "bf16"])
-def test_chunked_token_logprobs_matches_log_softmax(kind):
-    torch.manual_seed(0)
-    n, h, v = 37, 16, 101
-    hidden = torch.randn(n, h)
-    targets = torch.randint(0, v, (n,))
-    lin = nn.Linear(h, v, bias=kind == "linear_bias")
-    head: nn.Module | torch.Tensor = lin
-    if kind == "module":
-        head = nn.Sequential(lin)
-    elif kind == "weight":
-        head = lin.weight
-    elif kind == "bf16":
-        lin, hidden = lin.to(torch.bfloat16), hidden.to(torch.bfloat16)
-        head = lin
-    with torch.no_grad():
-        want = torch.log_softmax(lin(hidden).float() / 0.7, dim=-1).gather(1, targets[:, None]).squeeze(1)
-        got = chunked_token_logprobs(hidden, head, targets, temperature=0.7, chunk_size=8)
-    assert got.dtype == torch.float32 and got.shape == (n,)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
-
-
-def test_chunked_token_logprobs_flags_non_finite_logits():
-    hidden = torch.randn(4, 8)
-    weight = torch.randn(10, 8)
-    hidden[2, 0] = float("nan")
-    weight_inf = weight.clone()
-    out = chunked_token_logprobs(hidden, weight, torch.tensor([1, 2, 3, 4]), chunk_size=3)
-    assert torch.isfinite(out[[0, 1, 3]]).all() and torch.isnan(out[2])
-    weight_inf[5, 0] = float("inf")
-    out = chunked_token_logprobs(torch.ones(2, 8), weight_inf, torch.tensor([1, 5]), chunk_size=3)
-    assert not torch.isfinite(out).any()
 
 
 def test_offload_student_gives_the_same_numbers(models):
