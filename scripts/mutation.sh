@@ -20,7 +20,7 @@ case "$MODULE" in
   collect)  SRC=src/rlt/collect.py
             TESTS="tests/test_collect.py" ;;
   rlt)      SRC=src/rlt/rewards/rlt.py
-            TESTS="tests/rewards/test_rlt_reward.py tests/rewards/test_rlt_reward_options.py tests/reliability/test_completion_faults.py tests/reliability/test_faults.py tests/reliability/test_numerics.py" ;;
+            TESTS="tests/rewards/test_rlt_config.py tests/rewards/test_rlt_reward.py tests/rewards/test_rlt_reward_qwen.py tests/rewards/test_rlt_reward_options.py tests/reliability/test_completion_faults.py tests/reliability/test_faults.py tests/reliability/test_numerics.py" ;;
   logprobs) SRC=src/rlt/rewards/logprobs.py
             TESTS="tests/rewards/test_logprobs.py tests/rewards/test_rlt_reward.py tests/reliability/test_completion_faults.py" ;;
   *) echo "unknown module $MODULE" >&2; exit 2 ;;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import re
 
 import pytest
 import torch
@@ -13,7 +14,7 @@ from rlt.errors import ConfigError, RewardError
 from rlt.formats import get_tags, student_sft_example, teacher_rl_prompt
 from rlt.models import char_tokenizer
 from rlt.rewards import RLTReward, RLTRewardConfig
-from rlt.rewards.rlt import parse_coefs
+from rlt.rewards.rlt import parse_coefs, summarize
 
 # The character tokenizer and tiny models: the compact chat (no padding, short prompts).
 TAGS = get_tags("bespoke", "compact")
@@ -31,10 +32,21 @@ def _naive_logprobs(model, ids: list[int], temperature: float) -> torch.Tensor:
     return lp[:-1].gather(1, torch.tensor(ids[1:])[:, None]).squeeze(1)
 
 
-def naive_reward(student, teacher, tok, question, solution, explanation, closed=True, cfg=None):
+def naive_reward(
+    student,
+    teacher,
+    tok,
+    question,
+    solution,
+    explanation,
+    closed=True,
+    cfg=None,
+    student_system=None,
+    teacher_system=None,
+):
     """The reward computed independently: rendered strings, full forward passes, full log-softmax."""
     cfg = cfg or RLTRewardConfig(chat_format="compact")
-    ex = student_sft_example(tok, question, solution, explanation, TAGS)
+    ex = student_sft_example(tok, question, solution, explanation, TAGS, student_system)
     full = ex["prompt"] + ex["completion"]
     # Character tokenizer: positions follow from string lengths of the rendered pieces.
     head = ex["prompt"] + TAGS.think_open
@@ -51,7 +63,7 @@ def naive_reward(student, teacher, tok, question, solution, explanation, closed=
     out = {"solution_logprob_mean": float(ls_a.mean()), "solution_logprob_min": float(ls_a.min())}
     r_kl = 0.0
     if teacher is not None:
-        prompt = _ids(tok, teacher_rl_prompt(tok, question, solution, TAGS))
+        prompt = _ids(tok, teacher_rl_prompt(tok, question, solution, TAGS, teacher_system))
         lt = _naive_logprobs(teacher, prompt + _ids(tok, explanation), cfg.teacher_temperature)
         lt_e = lt[len(prompt) - 1 :]
         k = lt_e - ls_e
@@ -416,3 +428,209 @@ def test_offload_student_moves_it_per_call_and_back(models, monkeypatch):
         assert moves == ["cpu"]  # the constructor's, and no per-call move (the student stays where it is)
     finally:
         hook.remove()
+
+
+# --------------------------------------------------------------------------- where ℓ_T and prompts come from
+
+
+def _batch_ids(tok, es):
+    completions = [e + TAGS.explanation_close for e in es]
+    return completions, [_ids(tok, c) + [tok.eos_token_id] for c in completions]
+
+
+def test_teacher_logprobs_fn_gets_the_prompts_and_sampled_ids(models):
+    """A trainer's ``teacher_logprobs_fn`` (ZeRO-3/FSDP) stands in for the teacher forward."""
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(3, seed=11)
+    prompts = [teacher_rl_prompt(tok, q, s, TAGS) for q, s in zip(qs, ss)]
+    completions, completion_ids = _batch_ids(tok, es)
+    helper = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher)
+    calls = []
+
+    def fn(prompt_ids, explanation_ids):
+        calls.append((prompt_ids, explanation_ids))
+        # Extra trailing entries (the close tag, padding) must be ignored.
+        return [
+            torch.cat([lp, torch.full((3,), 5.0)])
+            for lp in helper.compute_teacher_logprobs(prompt_ids, explanation_ids)
+        ]
+
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"), teacher_tokenizer=tok)
+    reward.teacher_logprobs_fn = fn
+    out = reward(prompts=prompts, completion_ids=completion_ids, question=qs, solution=ss)  # no texts
+    want = [naive_reward(student, teacher, tok, q, s, e)["reward"] for q, s, e in zip(qs, ss, es)]
+    assert out == pytest.approx(want, abs=1e-5)
+    assert calls == [([_ids(tok, p) for p in prompts], [_ids(tok, e) for e in es])]
+
+
+def test_prompts_given_by_the_trainer_are_the_teachers_context(models):
+    """ℓ_T is taken under the prompts the teacher sampled from (here a custom system prompt)."""
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(2, seed=12)
+    prompts = [teacher_rl_prompt(tok, q, s, TAGS, "Be brief.") for q, s in zip(qs, ss)]
+    completions, completion_ids = _batch_ids(tok, es)
+    reward = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
+    want = [
+        naive_reward(student, teacher, tok, q, s, e, teacher_system="Be brief.")["reward"]
+        for q, s, e in zip(qs, ss, es)
+    ]
+    for pending in (None, [None, None]):  # nothing given, or given for no sample
+        reward.pending_teacher_logprobs = pending
+        out = reward(
+            prompts=prompts, completions=completions, completion_ids=completion_ids, question=qs, solution=ss
+        )
+        assert out == pytest.approx(want, abs=1e-5)
+    default = [naive_reward(student, teacher, tok, q, s, e)["reward"] for q, s, e in zip(qs, ss, es)]
+    assert default != pytest.approx(want, abs=1e-5)  # the system prompt matters: the test can fail
+
+
+def test_the_system_column_is_the_students_system_prompt(models):
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(2, seed=13)
+    completions, completion_ids = _batch_ids(tok, es)
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"))
+    out = reward(
+        completions=completions,
+        completion_ids=completion_ids,
+        question=qs,
+        solution=ss,
+        system=["Be brief."] * 2,
+    )
+    want = [
+        naive_reward(student, None, tok, q, s, e, student_system="Be brief.")["reward"]
+        for q, s, e in zip(qs, ss, es)
+    ]
+    assert out == pytest.approx(want, abs=1e-5)
+    assert [c["reward"] for c in reward.score_texts(qs, ss, es, systems=["Be brief."] * 2)] == pytest.approx(
+        want, abs=1e-5
+    )
+    # A column of another length is not this batch's: the default system prompt.
+    out = reward(
+        completions=completions, completion_ids=completion_ids, question=qs, solution=ss, system=["Be brief."]
+    )
+    default = [naive_reward(student, None, tok, q, s, e)["reward"] for q, s, e in zip(qs, ss, es)]
+    assert out == pytest.approx(default, abs=1e-5) and default != pytest.approx(want, abs=1e-5)
+
+
+def test_given_teacher_logprobs_per_sample(models):
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(2, seed=14)
+    ids = [_ids(tok, e) for e in es]
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher)
+    zeros = [torch.zeros(len(i)) for i in ids]  # exactly as many entries as tokens
+    computed = reward.score_ids(qs, ss, ids, [True, True])
+    all_given = reward.score_ids(qs, ss, ids, [True, True], zeros)
+    mixed = reward.score_ids(qs, ss, ids, [True, True], [None, zeros[1]])
+    assert mixed[0]["kl_mean"] == pytest.approx(computed[0]["kl_mean"], abs=1e-6)
+    assert mixed[1]["kl_mean"] == pytest.approx(all_given[1]["kl_mean"], abs=1e-6)
+    assert all_given[1]["kl_mean"] != pytest.approx(computed[1]["kl_mean"], abs=1e-3)
+    with pytest.raises(RewardError, match=r"^got 1 teacher log-prob tensors for 2 samples$"):
+        reward.score_ids(qs, ss, ids, [True, True], [zeros[0]])
+    bad = zeros[1].clone()
+    bad[0] = float("nan")
+    long_q = ["q" * 61, "x" * 60]
+    with pytest.raises(
+        RewardError, match=r"^non-finite teacher logits \(NaN or inf\) for sample 1 \(question 'x{60}'\)$"
+    ):
+        reward.score_ids(long_q, ss, ids, [True, True], [zeros[0], bad])
+    with pytest.raises(
+        RewardError, match=r"^non-finite teacher logits \(NaN or inf\) for sample 0 \(question 'q{60}…'\)$"
+    ):
+        reward.score_ids(long_q, ss, ids, [True, True], [bad[:1].expand(len(ids[0])).clone(), zeros[1]])
+    no_teacher = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"))
+    many = _random_batch(6, seed=15)
+    with pytest.raises(
+        RewardError,
+        match=r"^samples \[0, 1, 2, 3, 4\] need the teacher's log-probs of re-tokenised explanation tokens, "
+        "but no teacher model or teacher_logprobs_fn is set$",
+    ):
+        no_teacher.score_ids(many[0], many[1], [_ids(tok, e) for e in many[2]], [True] * 6, [None] * 6)
+
+
+def test_non_finite_logprobs_from_the_trainer_name_the_sample(models):
+    student, _, tok = models
+    qs, ss, es = _random_batch(2, seed=16)
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"))
+    reward.teacher_logprobs_fn = lambda prompts, expl: [
+        torch.zeros(len(expl[0])),
+        torch.full((len(expl[1]),), float("inf")),
+    ]
+    with pytest.raises(
+        RewardError, match=r"^non-finite teacher logits \(NaN or inf\) for sample 1 \(question "
+    ):
+        reward.score_ids(qs, ss, [_ids(tok, e) for e in es], [True, True])
+
+
+def test_trl_call_errors_name_what_is_missing(models):
+    student, _, tok = models
+    qs, ss, es = _random_batch(2, seed=17)
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"))
+    with pytest.raises(RewardError, match=r"^the RLT reward needs completions or completion_ids$"):
+        reward(question=qs, solution=ss)
+    with pytest.raises(
+        RewardError,
+        match=re.escape(
+            "the RLT reward needs the data-set columns 'question' and 'solution' (got columns: ['answer', 'problem'])"
+        ),
+    ):
+        reward(completions=es, problem=qs, answer=ss, trainer_state=None, log_extra=None)
+    with pytest.raises(RewardError, match=r"^2 completions but 1 questions and 2 solutions$"):
+        reward(completions=es, question=qs[:1], solution=ss)
+    with pytest.raises(RewardError, match=r"^2 completions but 2 questions and 3 solutions$"):
+        reward(completions=es, question=qs, solution=[*ss, "1"])
+
+
+def test_reward_state_and_its_checker(models, monkeypatch):
+    import rlt.verify
+
+    student, teacher, tok = models
+    reward = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact", empty_term_value=None), task="gpqa_diamond"
+    )
+    assert reward.last_components == [] and reward.pending_teacher_logprobs is None
+    assert reward.empty_value == pytest.approx(math.log(student.get_output_embeddings().weight.shape[0]))
+    reward.close()  # nothing started yet: nothing to stop
+    seg = reward.segments("q", "s")
+    assert reward.segments("q", "s") is seg  # cached: GRPO repeats each question G times
+    asked, closed = [], []
+
+    class FakeVerifier:
+        def close(self):
+            closed.append(True)
+
+    def fake_task_checker(task):
+        asked.append(task)
+        return (lambda row, answer: (answer == row["solution"], "ok")), FakeVerifier()
+
+    monkeypatch.setattr(rlt.verify, "task_checker", fake_task_checker)
+    assert reward._check({"question": "q", "solution": "B"}, "B") == (True, "ok")
+    reward.close()
+    plain = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"))
+    plain._check({"question": "q", "solution": "B"}, "C")
+    assert asked == ["gpqa_diamond", "math"] and closed == [True]
+
+
+def test_a_headless_student_is_named(models):
+    student, _, tok = models
+    with pytest.raises(RewardError, match=r"^the student \(Identity\) does not expose get_decoder"):
+        RLTReward(nn.Identity(), tok, RLTRewardConfig(chat_format="compact"))
+
+
+def test_summarize_by_hand():
+    comps = [
+        {"reward": 1.0, "solution_logprob_mean": -1.0, "solution_logprob_min": -2.0, "kl_mean": None, "kl_max": None,
+         "penalty": 0.0, "closed": True, "num_explanation_tokens": 0, "num_solution_tokens": 3},
+        {"reward": -3.0, "solution_logprob_mean": -3.0, "solution_logprob_min": -4.0, "kl_mean": 2.0, "kl_max": 5.0,
+         "penalty": -1.0, "closed": False, "num_explanation_tokens": 6, "num_solution_tokens": 5},
+        {"reward": 0.0, "solution_logprob_mean": -2.0, "solution_logprob_min": -6.0, "kl_mean": 4.0, "kl_max": 7.0,
+         "penalty": 0.0, "closed": True, "num_explanation_tokens": 3, "num_solution_tokens": 1},
+    ]  # fmt: skip
+    assert summarize(comps) == {
+        "reward": pytest.approx(-2 / 3), "solution_logprob_mean": -2.0, "solution_logprob_min": -4.0,
+        "kl_mean": 3.0, "kl_max": 6.0, "penalty": pytest.approx(-1 / 3),
+        "missing_close_tag_frac": pytest.approx(1 / 3), "empty_explanation_frac": pytest.approx(1 / 3),
+        "explanation_tokens": 3.0, "solution_tokens": 3.0,
+    }  # fmt: skip
+    assert summarize([]) == {}

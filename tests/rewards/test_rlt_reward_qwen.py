@@ -97,3 +97,24 @@ def test_reward_agrees_with_the_rendered_text_reference(models, qwen_tok, tokeni
         for key in ("solution_logprob_mean", "solution_logprob_min", "kl_mean", "kl_max", "reward"):
             assert got[key] == pytest.approx(want[key], abs=2e-4), (q, key)
         assert r == pytest.approx(got["reward"])
+
+
+def test_conversational_prompts_are_tokenised_as_grpo_renders_them(models, qwen_tok):
+    """A data set whose ``prompt`` is a chat: the teacher's context is that chat, rendered.
+
+    Ending with an assistant turn, it is continued (no end of turn after it); ending with a
+    user turn, the generation prompt follows.
+    """
+    from rlt.formats import teacher_assistant_prefix, teacher_messages
+
+    student, teacher = models
+    reward = RLTReward(student, qwen_tok, teacher=teacher, teacher_tokenizer=qwen_tok)
+    q, s, _ = ROWS[0]
+    prefix = teacher_assistant_prefix(s, TAGS).rstrip()  # the chat template strips a final message
+    chat = [*teacher_messages(q, TAGS), {"role": "assistant", "content": prefix}]
+    user_only = teacher_messages(q, TAGS)
+    got = reward._prompt_ids([chat, user_only, "plain text"])
+    head = f"<|im_start|>system\n{teacher_messages(q, TAGS)[0]['content']}<|im_end|>\n<|im_start|>user\n{q}<|im_end|>\n"
+    assert qwen_tok.decode(got[0]) == head + "<|im_start|>assistant\n" + prefix
+    assert qwen_tok.decode(got[1]) == head + "<|im_start|>assistant\n"
+    assert got[2] == qwen_tok("plain text")["input_ids"]
