@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -265,3 +266,137 @@ def test_cli_gives_each_role_its_system_prompt(tiny_model_dir, tiny_student_dir,
     seg = reward.segments("q", "1")
     assert reward.student_tokenizer.decode(seg.prefix_ids).startswith("<|im_start|>system\nSTUDY<|im_end|>")
     assert all(r["kl_mean"] is not None for r in read_records(out))
+
+
+# --------------------------------------------------------------------------- written for mutation survivors
+
+
+def test_collect_defaults_are_the_clis():
+    """The library call and `rlt collect` sample alike unless told otherwise."""
+    import dataclasses
+    import inspect
+
+    from rlt.collect import CollectArguments
+
+    params = inspect.signature(collect_traces).parameters
+    fields = {f.name: f.default for f in dataclasses.fields(CollectArguments)}
+    for name in ("num_traces", "temperature", "top_p", "max_new_tokens", "batch_size", "seed"):
+        assert params[name].default == fields[name], name
+
+
+def test_seeds_are_in_range_and_tell_ids_apart():
+    from rlt.collect import batch_seed, id_seed
+
+    ids = [f"{q}-{k}" for q in range(300) for k in range(4)]
+    seeds = [id_seed(3, rid) for rid in ids]
+    assert all(isinstance(s, int) and 0 <= s < 2**31 for s in seeds)  # vLLM takes a 32-bit seed
+    assert len(set(seeds)) == len(ids)
+    assert id_seed(3, "7-0") != id_seed(4, "7-0")
+    batches = [batch_seed(seed, ids[i : i + 3]) for seed in (0, 1, 2**40) for i in range(0, 60, 3)]
+    assert all(isinstance(s, int) and 0 <= s < 2**63 for s in batches)  # torch.manual_seed's range
+    assert len(set(batches)) == len(batches)
+
+
+def test_collect_passes_its_settings_and_scores_with_its_own_prompts(
+    tiny_model_dir, tiny_student_dir, tmp_path, monkeypatch
+):
+    """Sampling settings reach the generator; the reward gets the teacher (when it has none),
+    the prompts actually sampled from (custom system prompt) and each row's student system."""
+    from naive import naive_reward
+
+    import rlt.collect as collect_mod
+    from rlt.formats import get_tags
+    from rlt.generation import SamplingSettings
+    from rlt.rewards import RLTReward
+
+    teacher, tok = load_model_and_tokenizer(tiny_model_dir)
+    student, stok = load_model_and_tokenizer(tiny_student_dir)
+    reward = RLTReward(student, stok)  # no teacher: collect hands it its own
+    rows = [{**r, "system": "Be brief."} for r in DigitsTask().generate(3, seed=8)]
+    real, seen = collect_mod.generate_transformers, []
+
+    def recording(model, tokenizer, prompts, settings, seed):
+        seen.append(settings)
+        return real(model, tokenizer, prompts, settings, seed)
+
+    monkeypatch.setattr(collect_mod, "generate_transformers", recording)
+    out = tmp_path / "deep" / "er" / "t.jsonl"
+    summary = collect_traces(
+        teacher, tok, rows, out, temperature=0.9, top_p=0.8, max_new_tokens=7, batch_size=2,
+        system_prompt="Explain.", reward=reward, progress=False,
+    )  # fmt: skip
+    assert seen == [SamplingSettings(temperature=0.9, top_p=0.8, max_new_tokens=7)] * 2
+    recs = read_records(out)
+    assert summary == {"written": 3, "skipped": 0, "closed": sum(r["closed"] for r in recs), "path": str(out)}
+    assert reward.teacher is teacher
+    for r in recs:
+        want = naive_reward(student, stok, get_tags("bespoke"), r["question"], r["solution"], r["explanation"],
+                            teacher=teacher, closed=r["closed"], student_system="Be brief.",
+                            teacher_system="Explain.")  # fmt: skip
+        for key in ("reward", "kl_mean", "solution_logprob_mean"):
+            assert r[key] == pytest.approx(want[key], abs=1e-5), (r["id"], key)
+
+
+def test_closed_count_in_the_summary(tiny_model_dir, tmp_path, monkeypatch):
+    import rlt.collect as collect_mod
+    from rlt.formats import get_tags
+
+    model, tok = load_model_and_tokenizer(tiny_model_dir)
+    tags = get_tags("bespoke")
+    texts = ["ok" + tags.explanation_close, "no tag", "fine" + tags.explanation_close]
+    monkeypatch.setattr(
+        collect_mod, "generate_transformers",
+        lambda m, t, prompts, s, seed: [t(x, add_special_tokens=False)["input_ids"] for x in texts[: len(prompts)]],
+    )  # fmt: skip
+    summary = collect_traces(
+        model, tok, DigitsTask().generate(3, seed=9), tmp_path / "c.jsonl", progress=False
+    )
+    assert summary["closed"] == 2
+    assert [r["closed"] for r in read_records(tmp_path / "c.jsonl")] == [True, False, True]
+
+
+def test_repeated_ids_are_listed(tiny_model_dir, tmp_path):
+    from rlt.errors import DataError
+
+    model, tok = load_model_and_tokenizer(tiny_model_dir)
+    rows = [{"id": f"q{i % 6}", "question": "1+1", "solution": "2"} for i in range(13)]
+    want = "id: the data's id column repeats ['q0', 'q1', 'q2', 'q3', 'q4']; trace ids must be unique per question"
+    with pytest.raises(DataError, match=f"^{re.escape(want)}$"):
+        collect_traces(model, tok, rows, tmp_path / "x.jsonl", progress=False)
+
+
+def test_filters_by_hand():
+    from rlt.errors import ConfigError
+
+    recs = [
+        {"id": "a-b-0", "reward": 1.0, "explanation": "xx"},  # no "closed": a stored trace counts as closed
+        {"id": "a-b-1", "reward": 3.0, "explanation": "xxx", "closed": True},
+        {"id": "a-c-0", "reward": 2.0, "explanation": None, "closed": False},
+        {"id": "a-c-1", "reward": 0.0, "explanation": "xxxxxxx", "closed": True},
+    ]
+    assert [r["id"] for r in filter_traces(recs, drop_unclosed=True)] == ["a-b-0", "a-b-1", "a-c-1"]
+    assert [r["id"] for r in filter_traces(recs, max_trace_tokens=3, count_tokens=len)] == [
+        "a-b-0",
+        "a-b-1",
+        "a-c-0",
+    ]
+    # Ids with "-" inside: the question id is everything before the last "-".
+    assert [r["id"] for r in filter_traces(recs, keep_best_k=1)] == ["a-b-1", "a-c-0"]
+    with pytest.raises(
+        ConfigError, match=r"^max_trace_tokens: needs a token counter \(the teacher's tokenizer\)$"
+    ):
+        filter_traces(recs, max_trace_tokens=3)
+    with pytest.raises(
+        ConfigError, match=r"^keep_best_k: needs rewards in the traces \(collect with --score_with STUDENT\)$"
+    ):
+        filter_traces([{"id": "a-0"}], keep_best_k=1)
+
+
+def test_filtered_file_names_and_folders(tmp_path):
+    from rlt.collect import _rewrite, filtered_path
+
+    assert filtered_path("out/traces.jsonl").as_posix() == "out/traces.filtered.jsonl"
+    assert filtered_path("out/traces").as_posix() == "out/traces.filtered.jsonl"
+    target = tmp_path / "new" / "folder" / "f.jsonl"
+    _rewrite(target, [{"id": "1"}])
+    assert read_records(target) == [{"id": "1"}]
