@@ -634,3 +634,19 @@ def test_summarize_by_hand():
         "explanation_tokens": 3.0, "solution_tokens": 3.0,
     }  # fmt: skip
     assert summarize([]) == {}
+
+
+def test_configured_teacher_system_prompt_is_the_teachers_context(models):
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(2, seed=18)
+    cfg = RLTRewardConfig(chat_format="compact", teacher_system_prompt="Explain.")
+    reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
+    got = [c["reward"] for c in reward.score_texts(qs, ss, es)]  # no prompts given: rendered from the config
+    want = [
+        naive_reward(student, teacher, tok, q, s, e, teacher_system="Explain.")["reward"]
+        for q, s, e in zip(qs, ss, es)
+    ]
+    assert got == pytest.approx(want, abs=1e-5)
+    assert want != pytest.approx(
+        [naive_reward(student, teacher, tok, q, s, e)["reward"] for q, s, e in zip(qs, ss, es)], abs=1e-5
+    )

@@ -118,3 +118,27 @@ def test_conversational_prompts_are_tokenised_as_grpo_renders_them(models, qwen_
     assert qwen_tok.decode(got[0]) == head + "<|im_start|>assistant\n" + prefix
     assert qwen_tok.decode(got[1]) == head + "<|im_start|>assistant\n"
     assert got[2] == qwen_tok("plain text")["input_ids"]
+
+
+def test_trainer_logprobs_of_sampled_ids_are_not_used_for_retokenised_ones(models, qwen_tok):
+    """Where the close tag merged with the last character, the scored ids are not the sampled
+    ones: the trainer's ℓ_T of the sampled ids must be replaced by a fresh teacher forward."""
+    student, teacher = models
+    reward = RLTReward(student, qwen_tok, teacher=teacher, teacher_tokenizer=qwen_tok)
+    prompts = [teacher_rl_prompt(qwen_tok, q, s, TAGS) for q, s, _ in ROWS]
+    ids = [
+        qwen_tok(w + TAGS.explanation_close + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        for _, _, w in ROWS
+    ]
+    kw = dict(
+        prompts=prompts,
+        completion_ids=ids,
+        question=[q for q, _, _ in ROWS],
+        solution=[s for _, s, _ in ROWS],
+    )
+    plain = reward(**kw)
+    # What a trainer holds: ℓ_T of every sampled id (explanation, close tag, end of turn).
+    prompt_ids = [qwen_tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    reward.pending_teacher_logprobs = reward.compute_teacher_logprobs(prompt_ids, ids)
+    assert reward(**kw) == pytest.approx(plain, abs=1e-4)
+    assert any(not w.endswith("\n\n") for _, _, w in ROWS)  # some rows are retokenised
