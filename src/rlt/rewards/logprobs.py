@@ -15,7 +15,6 @@ from rlt.errors import RewardError
 # --------------------------------------------------------------------------- log-probs of chosen tokens
 
 
-@torch.no_grad()  # a reward: nothing flows back, and `out=` kernels refuse autograd inputs
 def chunked_token_logprobs(
     hidden: torch.Tensor,
     lm_head: nn.Module | torch.Tensor,
@@ -68,38 +67,41 @@ def chunked_token_logprobs(
     direct = weight is not None and weight.dtype == torch.float32 and hidden.dtype == torch.float32
     logits_buf: torch.Tensor | None = None
     lsm_buf: torch.Tensor | None = None
-    for start in range(0, n, chunk_size):
-        h = hidden[start : start + chunk_size]
-        t = targets[start : start + chunk_size, None]
-        m = h.shape[0]
-        if direct:
-            assert weight is not None
-            if logits_buf is None:
-                logits_buf = torch.empty(
-                    min(chunk_size, n), weight.shape[0], dtype=torch.float32, device=h.device
-                )
-            logits = logits_buf[:m]
-            if bias is None:
-                torch.matmul(h * inv_t, weight.t(), out=logits)
+    # A reward: nothing flows back, and the `out=` kernels refuse inputs that need gradients.
+    # (A context, not a decorator: mutmut does not mutate decorated functions.)
+    with torch.no_grad():
+        for start in range(0, n, chunk_size):
+            h = hidden[start : start + chunk_size]
+            t = targets[start : start + chunk_size, None]
+            m = h.shape[0]
+            if direct:
+                assert weight is not None
+                if logits_buf is None:
+                    logits_buf = torch.empty(
+                        min(chunk_size, n), weight.shape[0], dtype=torch.float32, device=h.device
+                    )
+                logits = logits_buf[:m]
+                if bias is None:
+                    torch.matmul(h * inv_t, weight.t(), out=logits)
+                else:
+                    torch.addmm(bias * inv_t, h * inv_t, weight.t(), out=logits)
             else:
-                torch.addmm(bias * inv_t, h * inv_t, weight.t(), out=logits)
-        else:
-            z = F.linear(h, weight, bias) if weight is not None else lm_head(h)  # type: ignore[operator]
-            if logits_buf is None:
-                logits_buf = torch.empty(
-                    min(chunk_size, n), z.shape[-1], dtype=torch.float32, device=h.device
-                )
-            logits = logits_buf[:m]
-            logits.copy_(z)
-            del z
-            logits.mul_(inv_t)
-        if lsm_buf is None:
-            lsm_buf = torch.empty_like(logits_buf)
-        lp = torch.log_softmax(logits, dim=1, out=lsm_buf[:m]).gather(1, t).squeeze(1)
-        # A NaN anywhere in the row makes every log-prob NaN, a +inf makes it -inf or NaN:
-        # the chosen entry alone tells (a separate logsumexp check was found redundant by
-        # mutation testing). -inf becomes NaN so that callers see one marker.
-        out[start : start + m] = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, float("nan")))
+                z = F.linear(h, weight, bias) if weight is not None else lm_head(h)  # type: ignore[operator]
+                if logits_buf is None:
+                    logits_buf = torch.empty(
+                        min(chunk_size, n), z.shape[-1], dtype=torch.float32, device=h.device
+                    )
+                logits = logits_buf[:m]
+                logits.copy_(z)
+                del z
+                logits.mul_(inv_t)
+            if lsm_buf is None:
+                lsm_buf = torch.empty_like(logits_buf)
+            lp = torch.log_softmax(logits, dim=1, out=lsm_buf[:m]).gather(1, t).squeeze(1)
+            # A NaN anywhere in the row makes every log-prob NaN, a +inf makes it -inf or NaN:
+            # the chosen entry alone tells (a separate logsumexp check was found redundant by
+            # mutation testing). -inf becomes NaN so that callers see one marker.
+            out[start : start + m] = torch.where(torch.isfinite(lp), lp, torch.full_like(lp, float("nan")))
     return out
 
 
