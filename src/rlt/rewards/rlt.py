@@ -492,7 +492,6 @@ class RLTReward:
             for q, s in zip(questions, solutions)
         ]
 
-    @torch.no_grad()
     def compute_teacher_logprobs(
         self,
         teacher_prompt_ids: Sequence[Sequence[int]],
@@ -503,31 +502,32 @@ class RLTReward:
 
         Returns one fp32 CPU tensor ``[len(explanation_ids[i])]`` per sample.
         """
-        if self.teacher is None:
-            raise RewardError("no teacher model is set; pass teacher_logprobs or set reward.teacher")
-        teacher = self.teacher
-        was_training = teacher.training
-        teacher.eval()  # dropout off: ℓ_T is the sampling distribution
-        try:
-            seqs = [[*p, *e] for p, e in zip(teacher_prompt_ids, explanation_ids)]
-            spans = [[(len(p), len(p) + len(e))] for p, e in zip(teacher_prompt_ids, explanation_ids)]
-            out = span_logprobs(
-                teacher,
-                seqs,
-                spans,
-                self.config.teacher_temperature,
-                self.config.chunk_size,
-                self.config.padding_side,
-                self._pad_id(self.teacher_tokenizer or self.student_tokenizer),
-                self.config.micro_batch_size,
-            )
-        finally:
-            teacher.train(was_training)
-        result = [lps[0] for lps in out]
-        for i, lp in enumerate(result):
-            if not bool(torch.isfinite(lp).all()):
-                self._raise_non_finite("teacher", i, questions or [""] * len(result))
-        return result
+        with torch.no_grad():  # a context, not a decorator: mutmut skips decorated functions
+            if self.teacher is None:
+                raise RewardError("no teacher model is set; pass teacher_logprobs or set reward.teacher")
+            teacher = self.teacher
+            was_training = teacher.training
+            teacher.eval()  # dropout off: ℓ_T is the sampling distribution
+            try:
+                seqs = [[*p, *e] for p, e in zip(teacher_prompt_ids, explanation_ids)]
+                spans = [[(len(p), len(p) + len(e))] for p, e in zip(teacher_prompt_ids, explanation_ids)]
+                out = span_logprobs(
+                    teacher,
+                    seqs,
+                    spans,
+                    self.config.teacher_temperature,
+                    self.config.chunk_size,
+                    self.config.padding_side,
+                    self._pad_id(self.teacher_tokenizer or self.student_tokenizer),
+                    self.config.micro_batch_size,
+                )
+            finally:
+                teacher.train(was_training)
+            result = [lps[0] for lps in out]
+            for i, lp in enumerate(result):
+                if not bool(torch.isfinite(lp).all()):
+                    self._raise_non_finite("teacher", i, questions or [""] * len(result))
+            return result
 
     # ----------------------------------------------------------------- the reward
 
@@ -607,7 +607,6 @@ class RLTReward:
             out[i] = lp
         return out  # type: ignore[return-value]
 
-    @torch.no_grad()
     def score_ids(
         self,
         questions: Sequence[str],
@@ -634,87 +633,94 @@ class RLTReward:
             ``kl_mean``, ``kl_max`` (None without teacher log-probs), ``penalty``,
             ``num_explanation_tokens``, ``num_solution_tokens``, ``closed``.
         """
-        cfg = self.config
-        n = len(questions)
-        if not (len(solutions) == len(explanation_ids) == len(closed) == n):
-            raise RewardError(
-                f"batch fields differ in length: {n} questions, {len(solutions)} solutions, "
-                f"{len(explanation_ids)} explanations, {len(closed)} closed flags"
-            )
-        if systems is not None and len(systems) != n:
-            raise RewardError(f"got {len(systems)} system prompts for {n} samples")
-        explanation_ids = [[int(t) for t in e] for e in explanation_ids]
-        # An id outside the embedding table is otherwise a bare IndexError deep in the forward.
-        rows = self.student.get_input_embeddings().num_embeddings
-        for i, e in enumerate(explanation_ids):
-            bad = [t for t in e if not 0 <= t < rows]
-            if bad:
+        with torch.no_grad():  # a context, not a decorator: mutmut skips decorated functions
+            cfg = self.config
+            n = len(questions)
+            if not (len(solutions) == len(explanation_ids) == len(closed) == n):
                 raise RewardError(
-                    f"sample {i}: explanation token id(s) {bad[:5]} outside the student's vocabulary "
-                    f"(0..{rows - 1}); were the ids produced by another tokenizer?"
+                    f"batch fields differ in length: {n} questions, {len(solutions)} solutions, "
+                    f"{len(explanation_ids)} explanations, {len(closed)} closed flags"
                 )
+            if systems is not None and len(systems) != n:
+                raise RewardError(f"got {len(systems)} system prompts for {n} samples")
+            explanation_ids = [[int(t) for t in e] for e in explanation_ids]
+            # An id outside the embedding table is otherwise a bare IndexError deep in the forward.
+            rows = self.student.get_input_embeddings().num_embeddings
+            for i, e in enumerate(explanation_ids):
+                bad = [t for t in e if not 0 <= t < rows]
+                if bad:
+                    raise RewardError(
+                        f"sample {i}: explanation token id(s) {bad[:5]} outside the student's vocabulary "
+                        f"(0..{rows - 1}); were the ids produced by another tokenizer?"
+                    )
 
-        segs = [
-            self.segments(str(q), str(s), None if systems is None else systems[i])
-            for i, (q, s) in enumerate(zip(questions, solutions))
-        ]
-        seqs, spans, scored = self._student_sequences(segs, explanation_ids)
-        # Given log-probs belong to the given ids; re-tokenised ones (canonical) need their own.
-        given = None
-        if teacher_logprobs is not None:
-            if len(teacher_logprobs) != n:
-                raise RewardError(f"got {len(teacher_logprobs)} teacher log-prob tensors for {n} samples")
-            given = [lp if scored[i] == explanation_ids[i] else None for i, lp in enumerate(teacher_logprobs)]
-        # ℓ_T: given, or one teacher forward; computed even when every KL coefficient is 0 (the
-        # ablation), so the KL is still logged. Not needed when the KL term leaves it out.
-        lt = (
-            self._teacher_logprobs(questions, solutions, scored, given, teacher_prompt_ids)
-            if cfg.include_teacher_entropy
-            else None
-        )
-        has_kl = lt is not None or not cfg.include_teacher_entropy
-
-        # ℓ_S over E and A: one student forward for the whole batch.
-        ls = self._student_span_logprobs(seqs, spans)
-
-        results = []
-        w = self.empty_value
-        for i in range(n):
-            ls_e, ls_a = ls[i]
-            if not (bool(torch.isfinite(ls_e).all()) and bool(torch.isfinite(ls_a).all())):
-                self._raise_non_finite("student", i, questions)
-            empty_e, empty_a = ls_e.numel() == 0, ls_a.numel() == 0
-            # Per-token transforms first (identity by default), then the reductions, as the release.
-            sol_t = solution_tokens(ls_a, cfg)
-            sol = {"mean": -w, "min": -w} if empty_a else {r: _reduce(sol_t, r) for r in SOLUTION_REDUCTIONS}
-            r_ss = _weighted(sol, cfg.solution_coefs)
-            kl: dict[str, float] | None = None
-            if has_kl:
-                k = kl_tokens(None if lt is None else lt[i], ls_e, cfg)
-                kl = {"mean": w, "max": w} if empty_e else {r: _reduce(k, r) for r in KL_REDUCTIONS}
-            r_kl = _weighted(kl, cfg.kl_coefs) if kl is not None else 0.0
-            penalty = float(cfg.format_penalty) if (not closed[i] or empty_e or empty_a) else 0.0
-            results.append(
-                {
-                    "reward": r_ss - r_kl + penalty,
-                    "solution_logprob_mean": sol["mean"],
-                    "solution_logprob_min": sol["min"],
-                    "kl_mean": None if kl is None else kl["mean"],
-                    "kl_max": None if kl is None else kl["max"],
-                    "penalty": penalty,
-                    "num_explanation_tokens": int(ls_e.numel()),
-                    "num_solution_tokens": int(ls_a.numel()),
-                    "closed": bool(closed[i]),
-                }
+            segs = [
+                self.segments(str(q), str(s), None if systems is None else systems[i])
+                for i, (q, s) in enumerate(zip(questions, solutions))
+            ]
+            seqs, spans, scored = self._student_sequences(segs, explanation_ids)
+            # Given log-probs belong to the given ids; re-tokenised ones (canonical) need their own.
+            given = None
+            if teacher_logprobs is not None:
+                if len(teacher_logprobs) != n:
+                    raise RewardError(f"got {len(teacher_logprobs)} teacher log-prob tensors for {n} samples")
+                given = [
+                    lp if scored[i] == explanation_ids[i] else None for i, lp in enumerate(teacher_logprobs)
+                ]
+            # ℓ_T: given, or one teacher forward; computed even when every KL coefficient is 0 (the
+            # ablation), so the KL is still logged. Not needed when the KL term leaves it out.
+            lt = (
+                self._teacher_logprobs(questions, solutions, scored, given, teacher_prompt_ids)
+                if cfg.include_teacher_entropy
+                else None
             )
-        if cfg.correctness_bonus != 0:
-            fracs = self.student_correct_fractions(questions, solutions, segs, scored)
-            for res, frac in zip(results, fracs):
-                bonus = float(cfg.correctness_bonus) * frac
-                res["student_correct_frac"] = frac
-                res["correctness_bonus"] = bonus
-                res["reward"] += bonus
-        return results
+            has_kl = lt is not None or not cfg.include_teacher_entropy
+
+            # ℓ_S over E and A: one student forward for the whole batch.
+            ls = self._student_span_logprobs(seqs, spans)
+
+            results = []
+            w = self.empty_value
+            for i in range(n):
+                ls_e, ls_a = ls[i]
+                if not (bool(torch.isfinite(ls_e).all()) and bool(torch.isfinite(ls_a).all())):
+                    self._raise_non_finite("student", i, questions)
+                empty_e, empty_a = ls_e.numel() == 0, ls_a.numel() == 0
+                # Per-token transforms first (identity by default), then the reductions, as the release.
+                sol_t = solution_tokens(ls_a, cfg)
+                sol = (
+                    {"mean": -w, "min": -w}
+                    if empty_a
+                    else {r: _reduce(sol_t, r) for r in SOLUTION_REDUCTIONS}
+                )
+                r_ss = _weighted(sol, cfg.solution_coefs)
+                kl: dict[str, float] | None = None
+                if has_kl:
+                    k = kl_tokens(None if lt is None else lt[i], ls_e, cfg)
+                    kl = {"mean": w, "max": w} if empty_e else {r: _reduce(k, r) for r in KL_REDUCTIONS}
+                r_kl = _weighted(kl, cfg.kl_coefs) if kl is not None else 0.0
+                penalty = float(cfg.format_penalty) if (not closed[i] or empty_e or empty_a) else 0.0
+                results.append(
+                    {
+                        "reward": r_ss - r_kl + penalty,
+                        "solution_logprob_mean": sol["mean"],
+                        "solution_logprob_min": sol["min"],
+                        "kl_mean": None if kl is None else kl["mean"],
+                        "kl_max": None if kl is None else kl["max"],
+                        "penalty": penalty,
+                        "num_explanation_tokens": int(ls_e.numel()),
+                        "num_solution_tokens": int(ls_a.numel()),
+                        "closed": bool(closed[i]),
+                    }
+                )
+            if cfg.correctness_bonus != 0:
+                fracs = self.student_correct_fractions(questions, solutions, segs, scored)
+                for res, frac in zip(results, fracs):
+                    bonus = float(cfg.correctness_bonus) * frac
+                    res["student_correct_frac"] = frac
+                    res["correctness_bonus"] = bonus
+                    res["reward"] += bonus
+            return results
 
     # ----------------------------------------------------------------- correctness bonus
 
@@ -730,7 +736,6 @@ class RLTReward:
         if self._verifier is not None:
             self._verifier.close()
 
-    @torch.no_grad()
     def student_correct_fractions(
         self,
         questions: Sequence[str],
@@ -745,31 +750,32 @@ class RLTReward:
         by the task's checker (:func:`rlt.verify.task_checker`, as ``rlt eval``). Sampling is
         seeded by the prompt text, so a sample's fraction does not depend on its batch.
         """
-        from rlt.evaluate import decode_answer
-        from rlt.formats import extract_solution, strip_solution_tags
-        from rlt.generation import SamplingSettings, generate_transformers
+        with torch.no_grad():  # a context, not a decorator: mutmut skips decorated functions
+            from rlt.evaluate import decode_answer
+            from rlt.formats import extract_solution, strip_solution_tags
+            from rlt.generation import SamplingSettings, generate_transformers
 
-        cfg = self.config
-        tok = self.student_tokenizer
-        settings = SamplingSettings(
-            temperature=cfg.student_temperature, max_new_tokens=cfg.correctness_max_new_tokens
-        )
-        out = []
-        with self._student_placed():
-            for q, s, seg, e in zip(questions, solutions, segs, explanation_ids):
-                text = tok.decode(e, skip_special_tokens=False) if e else ""
-                prompt = f"{seg.prefix}{text}{self.tags.think_close}\n\n"
-                seed = zlib.crc32(prompt.encode()) % (2**31)
-                ids = generate_transformers(
-                    self.student, tok, [prompt] * cfg.correctness_rollouts, settings, seed
-                )
-                row = {"question": str(q), "solution": strip_solution_tags(str(s), self.tags)}
-                right = 0
-                for comp in ids:
-                    answer = extract_solution(decode_answer(tok, comp, self.tags), self.tags)
-                    right += answer is not None and bool(self._check(row, answer)[0])
-                out.append(right / cfg.correctness_rollouts)
-        return out
+            cfg = self.config
+            tok = self.student_tokenizer
+            settings = SamplingSettings(
+                temperature=cfg.student_temperature, max_new_tokens=cfg.correctness_max_new_tokens
+            )
+            out = []
+            with self._student_placed():
+                for q, s, seg, e in zip(questions, solutions, segs, explanation_ids):
+                    text = tok.decode(e, skip_special_tokens=False) if e else ""
+                    prompt = f"{seg.prefix}{text}{self.tags.think_close}\n\n"
+                    seed = zlib.crc32(prompt.encode()) % (2**31)
+                    ids = generate_transformers(
+                        self.student, tok, [prompt] * cfg.correctness_rollouts, settings, seed
+                    )
+                    row = {"question": str(q), "solution": strip_solution_tags(str(s), self.tags)}
+                    right = 0
+                    for comp in ids:
+                        answer = extract_solution(decode_answer(tok, comp, self.tags), self.tags)
+                        right += answer is not None and bool(self._check(row, answer)[0])
+                    out.append(right / cfg.correctness_rollouts)
+            return out
 
     @contextlib.contextmanager
     def _student_placed(self) -> Iterator[None]:
