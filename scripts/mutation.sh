@@ -18,7 +18,7 @@ case "$MODULE" in
   jsonl)    SRC=src/rlt/jsonl.py
             TESTS="tests/test_jsonl.py tests/test_collect.py tests/test_score.py tests/reliability/test_faults.py tests/reliability/test_score_inputs.py" ;;
   collect)  SRC=src/rlt/collect.py
-            TESTS="tests/test_collect.py" ;;
+            TESTS="tests/test_collect.py tests/test_decontaminate.py" ;;
   rlt)      SRC=src/rlt/rewards/rlt.py
             TESTS="tests/rewards/test_rlt_config.py tests/rewards/test_rlt_reward.py tests/rewards/test_rlt_reward_qwen.py tests/rewards/test_rlt_reward_options.py tests/reliability/test_completion_faults.py tests/reliability/test_faults.py tests/reliability/test_numerics.py" ;;
   logprobs) SRC=src/rlt/rewards/logprobs.py

@@ -244,6 +244,7 @@ def test_cli_gives_each_role_its_system_prompt(tiny_model_dir, tiny_student_dir,
 
     def generate(model, tok, prompts, *args, **kwargs):
         seen["prompts"].extend(prompts)
+        seen["teacher"] = (model, tok)
         return real_generate(model, tok, prompts, *args, **kwargs)
 
     class Reward(real_reward):
@@ -256,13 +257,17 @@ def test_cli_gives_each_role_its_system_prompt(tiny_model_dir, tiny_student_dir,
     out = tmp_path / "t.jsonl"
     assert cli(["collect", "--teacher", tiny_model_dir, "--task", "digits", "--task_size", "2", "--out", str(out),
                 "--max_new_tokens", "4", "--chat_format", "compact", "--score_with", tiny_student_dir,
-                "--teacher_system_prompt", "TEACH", "--student_system_prompt", "STUDY"]) == 0  # fmt: skip
+                "--teacher_system_prompt", "TEACH", "--student_system_prompt", "STUDY", "--tag_format", "r1",
+                "--temperature", "0.9"]) == 0  # fmt: skip
     assert seen["prompts"] and all(
         p.startswith("<|im_start|>system\nTEACH<|im_end|>") for p in seen["prompts"]
     )
     reward = seen["reward"]
     assert reward.config.teacher_system_prompt == "TEACH" and reward.config.student_system_prompt == "STUDY"
-    assert reward.tags.chat == "compact"
+    assert reward.tags.chat == "compact" and reward.tags.name == "r1"
+    assert reward.config.teacher_temperature == 0.9  # ℓ_T at the temperature the teacher sampled at
+    # The teacher that sampled, with its own tokenizer (not the student's), gives ℓ_T.
+    assert reward.teacher is seen["teacher"][0] and reward.teacher_tokenizer is seen["teacher"][1]
     seg = reward.segments("q", "1")
     assert reward.student_tokenizer.decode(seg.prefix_ids).startswith("<|im_start|>system\nSTUDY<|im_end|>")
     assert all(r["kl_mean"] is not None for r in read_records(out))
@@ -400,3 +405,219 @@ def test_filtered_file_names_and_folders(tmp_path):
     target = tmp_path / "new" / "folder" / "f.jsonl"
     _rewrite(target, [{"id": "1"}])
     assert read_records(target) == [{"id": "1"}]
+
+
+# --------------------------------------------------------------------------- `rlt collect` (main) end to end
+# The teacher's sampling is scripted, so which trace is closed and how long each explanation
+# is are known: the i-th prompt gets _SCRIPT[i % 4].
+_SCRIPT = [("", True), ("ab", True), ("abc", False), ("abcdef", True)]
+
+
+@pytest.fixture()
+def scripted(monkeypatch):
+    """Replaces the teacher's sampling in `rlt collect`; records what it was asked."""
+    import rlt.collect as collect_mod
+
+    calls: list = []
+
+    def generate(model, tok, prompts, settings, seed):
+        calls.append(
+            {"model": model, "tok": tok, "prompts": list(prompts), "settings": settings, "seed": seed}
+        )
+        done = sum(len(c["prompts"]) for c in calls[:-1])
+        out = []
+        for i in range(len(prompts)):
+            text, closed = _SCRIPT[(done + i) % len(_SCRIPT)]
+            out.append(tok(text + (scripted.close if closed else ""), add_special_tokens=False)["input_ids"])
+        return out
+
+    def scripted(close: str) -> list:
+        scripted.close = close
+        return calls
+
+    monkeypatch.setattr(collect_mod, "generate_transformers", generate)
+    return scripted
+
+
+def _argv(model_dir, out, *extra):
+    return ["collect", "--teacher", model_dir, "--task", "digits", "--task_size", "2", "--num_traces", "2",
+            "--out", str(out), "--chat_format", "compact", *extra]  # fmt: skip
+
+
+def _ids(path):
+    return [r["id"] for r in read_records(path)]
+
+
+def test_main_writes_logs_and_filters_nothing_unasked(tiny_model_dir, tmp_path, scripted, capsys):
+    from rlt.collect import filtered_path, main
+    from rlt.formats import get_tags
+
+    calls = scripted(get_tags("bespoke").explanation_close)
+    out = tmp_path / "t.jsonl"
+    # Called as a library function (not through `rlt`): it parses the argv it is given.
+    assert main(_argv(tiny_model_dir, out)[1:]) == 0
+    recs = read_records(out)
+    assert [(r["id"], r["explanation"], r["closed"]) for r in recs] == [
+        ("0-0", "", True), ("0-1", "ab", True), ("1-0", "abc", False), ("1-1", "abcdef", True)
+    ]  # fmt: skip
+    assert len(calls) == 1 and len(calls[0]["prompts"]) == 4
+    assert not filtered_path(out).exists()  # no filter asked: nothing derived is written
+    err = capsys.readouterr().err
+    assert f"collect: wrote 4 traces (0 already done) to {out}; 3/4 closed; backend transformers\n" in err
+
+
+def test_main_passes_its_settings(tiny_model_dir, tmp_path, scripted):
+    from rlt.collect import batch_seed
+    from rlt.data import DataArguments
+    from rlt.formats import teacher_rl_prompt
+    from rlt.generation import SamplingSettings
+
+    tags = DataArguments(task="digits", tag_format="r1", chat_format="compact").tags()
+    calls = scripted(tags.explanation_close)
+    out = tmp_path / "t.jsonl"
+    argv = _argv(tiny_model_dir, out, "--temperature", "0.3", "--top_p", "0.9", "--max_new_tokens", "7",
+                 "--batch_size", "1", "--seed", "5", "--tag_format", "r1", "--teacher_system_prompt", "T.")  # fmt: skip
+    assert cli(argv) == 0
+    ids = ["0-0", "0-1", "1-0", "1-1"]
+    assert [c["settings"] for c in calls] == [
+        SamplingSettings(temperature=0.3, top_p=0.9, max_new_tokens=7)
+    ] * 4
+    assert [c["seed"] for c in calls] == [batch_seed(5, [i]) for i in ids]
+    rows = DigitsTask().generate(2, seed=0)
+    tok = calls[0]["tok"]
+    want = [teacher_rl_prompt(tok, r["question"], r["solution"], tags, "T.") for r in rows for _ in range(2)]
+    assert [c["prompts"][0] for c in calls] == want
+    assert [r["closed"] for r in read_records(out)] == [True, True, False, True]  # r1's close tag
+
+
+@pytest.mark.parametrize(
+    ("extra", "kept", "log"),
+    [
+        (["--drop_unclosed", "true"], ["0-0", "0-1", "1-1"], "collect: kept 3/4 traces in {filtered}"),
+        # Explanations of 0, 2, 3 and 6 characters (one token each with the character tokenizer).
+        (["--max_trace_tokens", "3"], ["0-0", "0-1", "1-0"], "collect: 1/4 traces have more than 3 tokens"),
+        (["--max_trace_tokens", "2"], ["0-0", "0-1"], "collect: 2/4 traces have more than 2 tokens"),
+    ],
+)
+def test_main_filters_each_alone(tiny_model_dir, tmp_path, scripted, capsys, extra, kept, log):
+    from rlt.collect import filtered_path
+    from rlt.formats import get_tags
+
+    scripted(get_tags("bespoke").explanation_close)
+    out = tmp_path / "t.jsonl"
+    assert cli(_argv(tiny_model_dir, out, *extra)) == 0
+    assert _ids(filtered_path(out)) == kept
+    assert log.format(filtered=filtered_path(out)) + "\n" in capsys.readouterr().err
+
+
+def test_main_keeps_the_best_and_exports(tiny_model_dir, tiny_student_dir, tmp_path, scripted, capsys):
+    from rlt.collect import filtered_path
+    from rlt.formats import get_tags
+
+    scripted(get_tags("bespoke").explanation_close)
+    out, sft = tmp_path / "t.jsonl", tmp_path / "sft.jsonl"
+    assert cli(_argv(tiny_model_dir, out, "--score_with", tiny_student_dir, "--keep_best_k", "1")) == 0
+    recs = read_records(out)
+    best = [
+        max((r for r in recs if r["id"].startswith(q)), key=lambda r: r["reward"])["id"] for q in ("0-", "1-")
+    ]
+    assert _ids(filtered_path(out)) == best
+    capsys.readouterr()
+    # Export: the kept traces as distillation rows, and no `.filtered` file.
+    out2 = tmp_path / "u.jsonl"
+    assert cli(_argv(tiny_model_dir, out2, "--drop_unclosed", "true", "--export_sft", str(sft))) == 0
+    assert read_records(sft) == [
+        {k: r[k] for k in ("id", "question", "solution", "explanation")}
+        for r in read_records(out2)
+        if r["closed"]
+    ]
+    assert not filtered_path(out2).exists()
+    assert f"collect: exported 3/4 traces for `rlt distill` to {sft}\n" in capsys.readouterr().err
+
+
+def test_main_accepts_the_smallest_settings(tiny_model_dir, tiny_student_dir, tmp_path, scripted):
+    from rlt.collect import filtered_path
+    from rlt.formats import get_tags
+
+    scripted(get_tags("bespoke").explanation_close)
+    out = tmp_path / "t.jsonl"
+    argv = _argv(tiny_model_dir, out, "--num_traces", "1", "--batch_size", "1", "--keep_best_k", "1",
+                 "--score_with", tiny_student_dir, "--max_trace_tokens", "1", "--decontaminate_ngram", "1")  # fmt: skip
+    assert cli(argv) == 0
+    assert _ids(out) == ["0-0", "1-0"] and _ids(filtered_path(out)) == ["0-0"]  # "ab" (2 tokens) is cut
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--num_traces", "0"], "num_traces, batch_size: must be >= 1"),
+        (["--batch_size", "0"], "num_traces, batch_size: must be >= 1"),
+        (["--keep_best_k", "1"], "keep_best_k: needs --score_with STUDENT (the traces are ranked by reward)"),
+        (["--keep_best_k", "0", "--score_with", "S"], "keep_best_k: must be >= 1, got 0"),
+        (["--max_trace_tokens", "0"], "max_trace_tokens: must be >= 1, got 0"),
+        (["--decontaminate_ngram", "0"], "decontaminate_ngram: must be >= 1, got 0"),
+    ],
+)
+def test_main_refuses_bad_settings_by_name(tmp_path, capsys, extra, message):
+    out = tmp_path / "t.jsonl"
+    assert cli(_argv("no-such-teacher", out, *extra)) == 2
+    assert capsys.readouterr().err == f"rlt collect: error: {message}\n"
+    assert not out.exists()  # refused before anything is loaded or written
+
+
+def test_main_decontaminates_rows_without_ids(tiny_model_dir, tmp_path, scripted, capsys):
+    from rlt.formats import get_tags
+
+    scripted(get_tags("bespoke").explanation_close)
+    shared = "the quick brown fox jumps over the lazy dog again and again"
+    train = [
+        {"question": "What is 1 + 1? Answer with one digit only.", "solution": "2"},
+        {"question": f"Warm-up: {shared}.", "solution": "3"},
+        {"question": "What is 2 + 2? Answer with one digit only.", "solution": "4"},
+    ]
+    data, ev, out = tmp_path / "train.jsonl", tmp_path / "eval.jsonl", tmp_path / "t.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in train))
+    ev.write_text(json.dumps({"question": f"Say: {shared}!", "solution": "1"}) + "\n")
+    argv = ["collect", "--teacher", tiny_model_dir, "--dataset_name", str(data), "--out", str(out),
+            "--decontaminate_against", str(ev), "--decontaminate_ngram", "10"]  # fmt: skip
+    assert cli(argv) == 0
+    assert _ids(out) == ["0-0", "2-0"]  # row 1 is dropped; the others keep their index ids
+    # The overlap is 12 words: with 13-grams nothing is contaminated (the resumed run adds row 1).
+    assert cli([*argv[:-1], "13"]) == 0
+    assert _ids(out) == ["0-0", "2-0", "1-0"]
+    capsys.readouterr()
+    assert cli([*argv[:8], str(data), "--decontaminate_ngram", "3"]) == 2  # against itself
+    assert capsys.readouterr().err.endswith(
+        "\nrlt collect: error: decontaminate_against: every training question is contaminated; nothing to collect\n"
+    )
+
+
+def test_main_samples_with_vllm_when_asked(tiny_model_dir, tmp_path, monkeypatch):
+    """--backend vllm: one engine for the teacher, seeded and sized from the flags; the
+    teacher's weights are not loaded into transformers unless a reward needs them."""
+    import types
+
+    import rlt.collect as collect_mod
+    import rlt.loading as loading
+    from rlt.collect import id_seed
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
+    engines = []
+
+    def engine(model, seed, gpu_memory_utilization):
+        engines.append((model, seed, gpu_memory_utilization))
+        engines.append(_FakeLLM(loading.load_tokenizer(model)))
+        return engines[-1]
+
+    def no_weights(*args, **kwargs):
+        raise AssertionError("the teacher's weights were loaded")
+
+    monkeypatch.setattr(collect_mod, "make_vllm_engine", engine)
+    monkeypatch.setattr(loading, "load_model_and_tokenizer", no_weights)
+    out = tmp_path / "v.jsonl"
+    argv = _argv(tiny_model_dir, out, "--backend", "vllm", "--seed", "3", "--gpu_memory_utilization", "0.5")
+    assert cli(argv) == 0
+    assert engines[0] == (tiny_model_dir, 3, 0.5)
+    ids = ["0-0", "0-1", "1-0", "1-1"]
+    assert engines[1].seen == [id_seed(3, i) for i in ids]
+    assert _ids(out) == ids and all(r["closed"] for r in read_records(out))
