@@ -225,6 +225,23 @@ def test_spans_of_unequal_sequences_equal_unpadded_forwards(models, padding_side
             torch.testing.assert_close(part, full[start - 1 : end - 1], atol=1e-5, rtol=0)
 
 
+def test_left_pads_are_masked_where_attention_infers_nothing_from_positions(models, monkeypatch):
+    """The mask, not transformers' packed-sequence inference, hides left pads.
+
+    Without a 2-D mask, transformers 5 reads a restart of ``position_ids`` as a new packed
+    sequence, which happens to hide left pads too; other attention paths (and versions) do
+    not. With that inference switched off, the pads must still be invisible.
+    """
+    from transformers import masking_utils
+
+    monkeypatch.setattr(masking_utils, "find_packed_sequence_indices", lambda position_ids: None)
+    student, _, _ = models
+    seqs = [[7, 8, 9, 10, 11, 12], [5, 6, 7]]
+    got = span_logprobs(student, seqs, [[(1, 6)], [(1, 3)]], 1.0, 4, padding_side="left", pad_id=4)
+    for seq, (part,) in zip(seqs, got, strict=True):
+        torch.testing.assert_close(part, _full_forward_logprobs(student, seq, 1.0), atol=1e-5, rtol=0)
+
+
 def test_sequences_without_spans_get_none_and_cost_no_forward(models):
     student, _, _ = models
     calls = []
