@@ -650,3 +650,11 @@ def test_configured_teacher_system_prompt_is_the_teachers_context(models):
     assert want != pytest.approx(
         [naive_reward(student, teacher, tok, q, s, e)["reward"] for q, s, e in zip(qs, ss, es)], abs=1e-5
     )
+
+
+def test_teacher_logprobs_without_a_teacher_say_what_to_do(models):
+    student, _, tok = models
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"))
+    want = "no teacher model is set; pass teacher_logprobs or set reward.teacher"
+    with pytest.raises(RewardError, match=f"^{re.escape(want)}$"):
+        reward.compute_teacher_logprobs([[1, 2]], [[3]])

@@ -255,6 +255,43 @@ def test_correctness_bonus_counts_right_answers(models, monkeypatch):
     assert summarize(got)["student_correct_frac"] == 0.25
 
 
+def test_correctness_rollouts_read_the_explanation_as_sampled(models, monkeypatch):
+    """Rollouts at τ_S from the explanation decoded as sampled (special tokens kept, an empty
+    one empty), seeded by the prompt's CRC32 in 31 bits, checked against {question, solution}."""
+    import zlib
+
+    import rlt.generation
+    from rlt.generation import SamplingSettings
+
+    student, teacher, tok = models
+    calls = []
+
+    def fake_generate(model, tokenizer, prompts, settings, seed):
+        calls.append((prompts, settings, seed))
+        return [_ids(tokenizer, f"{TAGS.solution_open}5{TAGS.solution_close}")] * len(prompts)
+
+    monkeypatch.setattr(rlt.generation, "generate_transformers", fake_generate)
+    cfg = RLTRewardConfig(
+        chat_format="compact",
+        student_temperature=0.5,
+        correctness_bonus=1.0,
+        correctness_rollouts=2,
+        correctness_max_new_tokens=9,
+    )
+    reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
+    rows = []
+    reward._checker = lambda row, ans: (rows.append(row) or ans == row["solution"], "ok")
+    qs, es = [Q, "What is 1 + 1?"], [f"a{tok.eos_token}b", ""]
+    got = reward.score_texts(qs, [S, f"{TAGS.solution_open}5{TAGS.solution_close}"], es)
+    assert [g["student_correct_frac"] for g in got] == [1.0, 1.0]
+    assert [c[1] for c in calls] == [SamplingSettings(temperature=0.5, max_new_tokens=9)] * 2
+    for (prompts, _, seed), q, e in zip(calls, qs, es, strict=True):
+        prefix = student_sft_example(tok, q, "x", e, TAGS)["prompt"] + TAGS.think_open
+        assert prompts == [prefix + e + TAGS.think_close + "\n\n"] * 2
+        assert seed == zlib.crc32(prompts[0].encode()) % 2**31  # int, the same in every process
+    assert rows == [{"question": Q, "solution": "5"}] * 2 + [{"question": qs[1], "solution": "5"}] * 2
+
+
 def test_correctness_bonus_with_math_verify_checker(models, monkeypatch):
     """task None: answers are checked by math-verify in its worker process, as `rlt eval` does."""
     import rlt.generation
