@@ -658,3 +658,29 @@ def test_teacher_logprobs_without_a_teacher_say_what_to_do(models):
     want = "no teacher model is set; pass teacher_logprobs or set reward.teacher"
     with pytest.raises(RewardError, match=f"^{re.escape(want)}$"):
         reward.compute_teacher_logprobs([[1, 2]], [[3]])
+
+
+def test_score_ids_refuses_bad_batches_by_name(models):
+    student, teacher, tok = models
+    reward = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
+    rows = student.get_input_embeddings().num_embeddings
+
+    def refused(want, *args, **kwargs):
+        with pytest.raises(RewardError, match=f"^{re.escape(want)}$"):
+            reward.score_ids(*args, **kwargs)
+
+    refused(
+        "batch fields differ in length: 2 questions, 2 solutions, 1 explanations, 2 closed flags",
+        ["a", "b"], ["1", "2"], [[5]], [True, True],
+    )  # fmt: skip
+    refused("got 3 system prompts for 1 samples", ["a"], ["1"], [[5]], [True], systems=["s"] * 3)
+    # The first id past the table is refused (not only far-off ids); at most five are listed.
+    ids = [rows - 1, rows, rows + 1, rows + 2, rows + 3, rows + 4, rows + 5]
+    refused(
+        f"sample 1: explanation token id(s) {ids[1:6]} outside the student's vocabulary (0..{rows - 1}); "
+        "were the ids produced by another tokenizer?",
+        ["a", "b"], ["1", "2"], [[5], ids], [True, True],
+    )  # fmt: skip
+    assert reward.score_ids(["a"], ["1"], [[rows - 1]], [True])[0]["num_explanation_tokens"] == 1
