@@ -684,3 +684,56 @@ def test_score_ids_refuses_bad_batches_by_name(models):
         ["a", "b"], ["1", "2"], [[5], ids], [True, True],
     )  # fmt: skip
     assert reward.score_ids(["a"], ["1"], [[rows - 1]], [True])[0]["num_explanation_tokens"] == 1
+
+
+def test_without_the_teacher_entropy_no_teacher_is_needed(models):
+    """include_teacher_entropy=false: the KL is −ℓ_S alone, so ℓ_T is neither needed nor computed."""
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(2, seed=18)
+    cfg = RLTRewardConfig(chat_format="compact", include_teacher_entropy=False)
+    reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
+    calls = []
+    hook = teacher.get_decoder().register_forward_hook(lambda *_: calls.append(1))
+    try:
+        with_teacher = reward.score_texts(qs, ss, es)
+    finally:
+        hook.remove()
+    assert calls == []  # no teacher forward spent on an unused ℓ_T
+    assert RLTReward(student, tok, cfg).score_texts(qs, ss, es) == with_teacher
+
+
+def test_non_finite_student_logprobs_in_either_span_are_refused(models, monkeypatch):
+    student, teacher, tok = models
+    qs, ss, es = _random_batch(1, seed=19)
+    reward = RLTReward(
+        student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher, teacher_tokenizer=tok
+    )
+    real = reward._student_span_logprobs
+    for part in (0, 1):  # the explanation's span, then the solution's
+
+        def poisoned(seqs, spans, part=part):
+            out = real(seqs, spans)
+            out[0][part] = out[0][part].clone().fill_(float("nan"))
+            return out
+
+        monkeypatch.setattr(reward, "_student_span_logprobs", poisoned)
+        want = f"non-finite student logits (NaN or inf) for sample 0 (question {qs[0]!r})"
+        with pytest.raises(RewardError, match=f"^{re.escape(want)}$"):
+            reward.score_texts(qs, ss, es)
+
+
+def test_non_finite_teacher_logprobs_without_questions(models):
+    """compute_teacher_logprobs alone (no questions given) still names the sample."""
+    student, teacher, tok = models
+    reward = RLTReward(student, tok, RLTRewardConfig(chat_format="compact"), teacher=teacher)
+
+    def nan_hidden_states(module, args, out):
+        out[0].fill_(float("nan"))
+
+    hook = teacher.get_decoder().register_forward_hook(nan_hidden_states)
+    try:
+        want = "non-finite teacher logits (NaN or inf) for sample 0 (question '')"
+        with pytest.raises(RewardError, match=f"^{re.escape(want)}$"):
+            reward.compute_teacher_logprobs([[1, 2, 3]], [[4, 5]])
+    finally:
+        hook.remove()

@@ -124,7 +124,8 @@ def test_trainer_logprobs_of_sampled_ids_are_not_used_for_retokenised_ones(model
     """Where the close tag merged with the last character, the scored ids are not the sampled
     ones: the trainer's ℓ_T of the sampled ids must be replaced by a fresh teacher forward."""
     student, teacher = models
-    reward = RLTReward(student, qwen_tok, teacher=teacher, teacher_tokenizer=qwen_tok)
+    cfg = RLTRewardConfig(student_tokenization="canonical")  # segments never retokenises
+    reward = RLTReward(student, qwen_tok, cfg, teacher=teacher, teacher_tokenizer=qwen_tok)
     prompts = [teacher_rl_prompt(qwen_tok, q, s, TAGS) for q, s, _ in ROWS]
     ids = [
         qwen_tok(w + TAGS.explanation_close + "<|im_end|>", add_special_tokens=False)["input_ids"]
@@ -142,3 +143,35 @@ def test_trainer_logprobs_of_sampled_ids_are_not_used_for_retokenised_ones(model
     reward.pending_teacher_logprobs = reward.compute_teacher_logprobs(prompt_ids, ids)
     assert reward(**kw) == pytest.approx(plain, abs=1e-4)
     assert any(not w.endswith("\n\n") for _, _, w in ROWS)  # some rows are retokenised
+
+
+def test_given_logprobs_are_used_exactly_where_the_scored_ids_are_the_sampled_ones(models, qwen_tok):
+    """Canonical tokenisation with a sentinel ℓ_T: it must move the KL of samples scored on
+    their sampled ids and must not touch a retokenised one (its ℓ_T comes from a teacher forward).
+
+    Random weights over 151,936 rows give every token ℓ ≈ −log V, so a comparison with the
+    teacher's true ℓ_T of other tokens cannot tell them apart; a sentinel can.
+    """
+    from rlt.formats import explanation_token_ids
+
+    student, teacher = models
+    cfg = RLTRewardConfig(student_tokenization="canonical")
+    reward = RLTReward(student, qwen_tok, cfg, teacher=teacher, teacher_tokenizer=qwen_tok)
+    qs, ss = [q for q, _, _ in ROWS], [s for _, s, _ in ROWS]
+    ids = [
+        explanation_token_ids(qwen_tok(w + TAGS.explanation_close, add_special_tokens=False)["input_ids"],
+                              qwen_tok, TAGS)[0]
+        for _, _, w in ROWS
+    ]  # fmt: skip
+    # Without its "\n\n" padding, the text's last character merges with what follows it in
+    # the student's text, so those rows are retokenised.
+    kept = [w.endswith("\n\n") for _, _, w in ROWS]
+    assert True in kept and False in kept
+    plain = reward.score_ids(qs, ss, ids, [True] * len(ids))
+    sentinel = [torch.full((len(e) + 2,), -3.0) for e in ids]  # + close tag and end of turn
+    given = reward.score_ids(qs, ss, ids, [True] * len(ids), sentinel)
+    for p, g, same in zip(plain, given, kept, strict=True):
+        if same:
+            assert g["kl_mean"] != pytest.approx(p["kl_mean"], abs=1e-2)
+        else:
+            assert g["kl_mean"] == pytest.approx(p["kl_mean"], abs=1e-6)
