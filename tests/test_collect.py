@@ -289,6 +289,53 @@ def test_collect_defaults_are_the_clis():
         assert params[name].default == fields[name], name
 
 
+def test_collect_defaults_in_use_and_its_progress_bar(tiny_model_dir, tmp_path, monkeypatch):
+    """What a call without settings really samples with (the signature above may be a
+    wrapper's), and the progress bar it shows by default: one task, every trace, then gone."""
+    import rich.progress
+
+    import rlt.collect as collect_mod
+    from rlt.collect import CollectArguments
+    from rlt.generation import SamplingSettings
+
+    model, tok = load_model_and_tokenizer(tiny_model_dir)
+    seen, bars = [], []
+
+    class Bar:
+        def __init__(self, **kwargs):
+            self.kwargs, self.tasks, self.advanced, self.stopped = kwargs, [], 0, False
+            bars.append(self)
+
+        def start(self):
+            pass
+
+        def add_task(self, description, total):
+            self.tasks.append((description, total))
+            return 7
+
+        def advance(self, task, n):
+            assert task == 7
+            self.advanced += n
+
+        def stop(self):
+            self.stopped = True
+
+    monkeypatch.setattr(rich.progress, "Progress", Bar)
+    monkeypatch.setattr(
+        collect_mod, "generate_transformers",
+        lambda m, t, prompts, settings, seed: seen.append((len(prompts), settings)) or [[]] * len(prompts),
+    )  # fmt: skip
+    args = CollectArguments(teacher="t", out="o")
+    collect_traces(model, tok, DigitsTask().generate(args.batch_size + 1, seed=3), tmp_path / "d.jsonl")
+    want = SamplingSettings(
+        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens
+    )
+    assert seen == [(args.batch_size, want), (1, want)]
+    (bar,) = bars
+    assert bar.kwargs == {"transient": True} and bar.tasks == [("collecting traces", args.batch_size + 1)]
+    assert bar.advanced == args.batch_size + 1 and bar.stopped
+
+
 def test_seeds_are_in_range_and_tell_ids_apart():
     from rlt.collect import batch_seed, id_seed
 
@@ -297,7 +344,7 @@ def test_seeds_are_in_range_and_tell_ids_apart():
     assert all(isinstance(s, int) and 0 <= s < 2**31 for s in seeds)  # vLLM takes a 32-bit seed
     assert len(set(seeds)) == len(ids)
     assert id_seed(3, "7-0") != id_seed(4, "7-0")
-    batches = [batch_seed(seed, ids[i : i + 3]) for seed in (0, 1, 2**40) for i in range(0, 60, 3)]
+    batches = [batch_seed(seed, ids[i : i + 3]) for seed in (0, 1, 2**40, 2**62) for i in range(0, 60, 3)]
     assert all(isinstance(s, int) and 0 <= s < 2**63 for s in batches)  # torch.manual_seed's range
     assert len(set(batches)) == len(batches)
 
@@ -365,6 +412,7 @@ def test_repeated_ids_are_listed(tiny_model_dir, tmp_path):
 
     model, tok = load_model_and_tokenizer(tiny_model_dir)
     rows = [{"id": f"q{i % 6}", "question": "1+1", "solution": "2"} for i in range(13)]
+    rows.append({"id": "a-once", "question": "1+2", "solution": "3"})  # not repeated: not listed
     want = "id: the data's id column repeats ['q0', 'q1', 'q2', 'q3', 'q4']; trace ids must be unique per question"
     with pytest.raises(DataError, match=f"^{re.escape(want)}$"):
         collect_traces(model, tok, rows, tmp_path / "x.jsonl", progress=False)
@@ -621,3 +669,20 @@ def test_main_samples_with_vllm_when_asked(tiny_model_dir, tmp_path, monkeypatch
     ids = ["0-0", "0-1", "1-0", "1-1"]
     assert engines[1].seen == [id_seed(3, i) for i in ids]
     assert _ids(out) == ids and all(r["closed"] for r in read_records(out))
+
+
+def test_collect_keeps_the_rewards_own_teacher(tiny_model_dir, tiny_student_dir, tmp_path, monkeypatch):
+    """Only a reward without a teacher gets the sampling one; a reward's own teacher stays."""
+    import rlt.collect as collect_mod
+    from rlt.rewards import RLTReward
+
+    teacher, tok = load_model_and_tokenizer(tiny_model_dir)
+    student, stok = load_model_and_tokenizer(tiny_student_dir)
+    monkeypatch.setattr(
+        collect_mod, "generate_transformers", lambda m, t, prompts, s, seed: [[5, 6]] * len(prompts)
+    )
+    reward = RLTReward(student, stok, teacher=student, teacher_tokenizer=stok)
+    collect_traces(
+        teacher, tok, DigitsTask().generate(1, seed=4), tmp_path / "k.jsonl", reward=reward, progress=False
+    )
+    assert reward.teacher is student and reward.teacher_tokenizer is stok
