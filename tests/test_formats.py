@@ -113,3 +113,51 @@ def test_missing_chat_template(tags):
     tok.chat_template = None
     with pytest.raises(ValueError, match="no chat template"):
         teacher_rl_prompt(tok, Q, S, tags)
+
+
+# --------------------------------------------------------------------------- written for mutation survivors
+
+
+def test_default_student_system_prompts_word_for_word():
+    from rlt.formats import STRATOS_SYSTEM_PROMPT, student_system_prompt
+
+    assert student_system_prompt(get_tags("bespoke", "compact")) == (
+        "Your role as an assistant is to thoroughly explore a question through a systematic thinking process "
+        "before giving the final solution. Put your reasoning between <|begin_of_thought|> and "
+        "<|end_of_thought|>, then the final solution between <|begin_of_solution|> and <|end_of_solution|>."
+    )
+    assert student_system_prompt(get_tags("r1", "compact")).endswith(
+        "Put your reasoning between <think> and </think>, then the final solution between <solution> and "
+        "</solution>."
+    )
+    assert student_system_prompt(get_tags("bespoke", "stratos")) == STRATOS_SYSTEM_PROMPT
+    r1 = student_system_prompt(get_tags("r1", "stratos"))
+    assert r1 == STRATOS_SYSTEM_PROMPT.replace("<|begin_of_thought|>", "<think>").replace(
+        "<|end_of_thought|>", "</think>"
+    ).replace("<|begin_of_solution|>", "<solution>").replace("<|end_of_solution|>", "</solution>")
+
+
+@pytest.mark.parametrize("chat", ["compact", "stratos"])
+def test_teacher_sft_example_takes_the_given_system_prompt(chat):
+    from rlt.formats import teacher_rl_prompt, teacher_system_prompt
+
+    tok, tags = char_tokenizer(), get_tags("bespoke", chat)
+    custom = teacher_sft_example(tok, "1+1", "2", "add", tags, system="Teach briefly.")
+    assert custom["prompt"] == teacher_rl_prompt(tok, "1+1", "2", tags, "Teach briefly.")
+    assert custom["prompt"].startswith("<|im_start|>system\nTeach briefly.<|im_end|>\n")
+    assert teacher_system_prompt(tags) not in custom["prompt"]
+    bare = teacher_sft_example(tok, "1+1", "2", "add", tags, system="")
+    assert bare["prompt"].startswith("<|im_start|>user\n1+1<|im_end|>\n")
+
+
+def test_a_template_that_alters_the_assistant_turn_is_refused_by_name():
+    tok = char_tokenizer()
+    tok.chat_template = (  # drops the assistant content's first character
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% if m['role'] == 'assistant' %}{{ m['content'][1:] }}{% else %}{{ m['content'] }}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    with pytest.raises(
+        ValueError, match=r"^the chat template altered the start of the assistant turn; cannot split it$"
+    ):
+        teacher_sft_example(tok, "1+1", "2", "add", get_tags("bespoke", "compact"))
