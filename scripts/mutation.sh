@@ -14,7 +14,7 @@ MODULE=${1:?usage: scripts/mutation.sh formats|jsonl|collect|rlt|logprobs [MUTAN
 shift
 case "$MODULE" in
   formats)  SRC=src/rlt/formats.py
-            TESTS="tests/test_formats.py tests/test_formats_qwen.py tests/reliability/test_completion_faults.py" ;;
+            TESTS="tests/test_formats.py tests/test_formats_qwen.py tests/reliability/test_completion_faults.py tests/rewards/test_registry.py" ;;
   jsonl)    SRC=src/rlt/jsonl.py
             TESTS="tests/test_jsonl.py tests/test_collect.py tests/test_score.py tests/reliability/test_faults.py tests/reliability/test_score_inputs.py" ;;
   collect)  SRC=src/rlt/collect.py

@@ -161,3 +161,39 @@ def test_a_template_that_alters_the_assistant_turn_is_refused_by_name():
         ValueError, match=r"^the chat template altered the start of the assistant turn; cannot split it$"
     ):
         teacher_sft_example(tok, "1+1", "2", "add", get_tags("bespoke", "compact"))
+
+
+def test_extract_solution_edge_cases():
+    from rlt.formats import extract_solution
+
+    b = get_tags("bespoke", "compact")
+    so, sc, to, tc = b.solution_open, b.solution_close, b.think_open, b.think_close
+    assert extract_solution(f"{so} 7 {sc}", b) == "7"  # no thinking, the tag at position 0
+    assert extract_solution(f"{to}a{tc}b{tc}{so}1{sc}", b) == "1"  # after the last close of thinking
+    assert extract_solution(f"{to}a{tc}{so}1{sc} then {so}2{sc}", b) == "2"  # the last solution
+    assert extract_solution(f"{to}a{tc}{so}3{sc}x{sc}", b) == "3"  # up to its own close tag
+    assert extract_solution(f"{to}a{so}9{sc}{tc}no answer", b) is None  # only one inside the thinking
+    assert extract_solution(f"{to}a{tc}{so}4", b) is None
+
+
+def test_as_text_reads_what_trl_passes():
+    from rlt.formats import as_text
+
+    assert as_text("plain") == "plain"
+    assert as_text([{"role": "system", "content": "s"}, {"role": "assistant", "content": "last"}]) == "last"
+    assert as_text([{"role": "assistant"}]) == ""
+    assert as_text([]) == "[]" and as_text(["a", "b"]) == "['a', 'b']" and as_text(7) == "7"
+
+
+@pytest.mark.parametrize("chat", ["compact", "stratos"])
+def test_student_prompt_is_the_distillation_prompt(chat):
+    from rlt.formats import student_prompt, student_system_prompt
+
+    tok, tags = char_tokenizer(), get_tags("bespoke", chat)
+    for system in (None, "Solve.", ""):
+        want = student_sft_example(tok, "1+1", "2", "add", tags, system)["prompt"]
+        assert student_prompt(tok, "1+1", tags, system) == want
+    assert student_prompt(tok, "1+1", tags) == (
+        f"<|im_start|>system\n{student_system_prompt(tags)}<|im_end|>\n<|im_start|>user\n1+1<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
