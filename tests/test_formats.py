@@ -197,3 +197,50 @@ def test_student_prompt_is_the_distillation_prompt(chat):
         f"<|im_start|>system\n{student_system_prompt(tags)}<|im_end|>\n<|im_start|>user\n1+1<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
+
+
+def test_span_inside_skips_empty_tokens_and_may_be_empty():
+    from rlt.formats import _span_inside
+
+    offsets = [(0, 0), (0, 2), (2, 4), (4, 4), (4, 6)]  # zero-width tokens carry no characters
+    assert _span_inside(offsets, 0, 4) == slice(1, 3)
+    assert _span_inside(offsets, 6, 9) == slice(0, 0)  # nothing inside: an empty slice at 0
+    assert _span_inside([], 0, 3) == slice(0, 0)
+
+
+def test_split_keeps_special_tokens_before_the_close_tag():
+    """A special token inside the explanation is part of it (decoded, not skipped)."""
+    from rlt.formats import split_completion_ids
+
+    tok, tags = char_tokenizer(), get_tags("bespoke", "compact")
+    ids = [*tok("ab", add_special_tokens=False)["input_ids"], tok.eos_token_id]
+    ids += tok("cd" + tags.explanation_close, add_special_tokens=False)["input_ids"]
+    split = split_completion_ids(ids, tok, tags)
+    assert split.closed and split.ids == ids[:5] and split.sampled == 5
+
+
+@pytest.mark.parametrize("chat", ["compact", "stratos"])
+def test_student_segments_take_the_given_system_prompt(chat):
+    from rlt.formats import student_segments
+
+    tok, tags = char_tokenizer(), get_tags("bespoke", chat)
+    seg = student_segments(tok, "1+1", "2", tags, system="Solve.")
+    assert seg.prefix == student_sft_example(tok, "1+1", "2", "", tags, "Solve.")[
+        "prompt"
+    ] + tags.think_open + (tags.padding)
+    assert seg.prefix.startswith("<|im_start|>system\nSolve.<|im_end|>\n")
+
+
+def test_a_template_that_alters_the_students_turn_is_refused_by_name():
+    from rlt.formats import student_segments
+
+    tok = char_tokenizer()
+    tok.chat_template = (  # drops the assistant content's first character
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{% if m['role'] == 'assistant' %}{{ m['content'][1:] }}{% else %}{{ m['content'] }}{% endif %}"
+        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    with pytest.raises(
+        ValueError, match=r"^the chat template altered the student's assistant turn; cannot build segments$"
+    ):
+        student_segments(tok, "1+1", "2", get_tags("bespoke", "compact"))
