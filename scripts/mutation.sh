@@ -30,6 +30,9 @@ rm -rf "$WORK" && mkdir -p "$WORK"
 git -C "$ROOT" archive HEAD | tar -x -C "$WORK"
 {
   echo "[mutmut]"
+  # CPU limit per mutant = (estimated test time + 1 s) × this × 2. mutmut's default (15) gave an
+  # infinite-loop mutant of split_completion_ids 17 CPU minutes; its tests run in seconds.
+  echo "timeout_multiplier = 2"
   echo "source_paths = src"
   echo "only_mutate = $SRC"
   echo "pytest_add_cli_args_test_selection ="
