@@ -244,3 +244,14 @@ def test_a_template_that_alters_the_students_turn_is_refused_by_name():
         ValueError, match=r"^the chat template altered the student's assistant turn; cannot build segments$"
     ):
         student_segments(tok, "1+1", "2", get_tags("bespoke", "compact"))
+
+
+def test_compact_teacher_system_prompt_names_its_tags():
+    from rlt.formats import teacher_system_prompt
+
+    assert teacher_system_prompt(get_tags("bespoke", "compact")).endswith(
+        "Put the explanation between <|begin_of_explanation|> and <|end_of_explanation|>."
+    )
+    assert teacher_system_prompt(get_tags("r1", "compact")).endswith(
+        "Put the explanation between <explanation> and </explanation>."
+    )
