@@ -255,3 +255,23 @@ def test_compact_teacher_system_prompt_names_its_tags():
     assert teacher_system_prompt(get_tags("r1", "compact")).endswith(
         "Put the explanation between <explanation> and </explanation>."
     )
+
+
+def test_stratos_field_pads_only_a_side_that_lacks_it():
+    tags = get_tags("bespoke", "stratos")
+    assert tags.field("x") == "\n\nx\n\n"
+    assert tags.field("x\n\n") == "\n\nx\n\n"  # a one-character text with its end padding
+    assert tags.field("ab\n\n") == "\n\nab\n\n"
+    assert tags.field("\n\nab") == "\n\nab\n\n"
+    assert tags.field("\n\nab\n\n") == "\n\nab\n\n"
+    assert tags.field("\n\n") == "\n\n" and get_tags("bespoke", "compact").field("x") == "x"
+
+
+def test_a_half_tagged_solution_is_left_as_written():
+    from rlt.formats import strip_solution_tags
+
+    tags = get_tags("bespoke", "compact")
+    assert strip_solution_tags(f"{tags.solution_open}42 is the answer", tags) == (
+        f"{tags.solution_open}42 is the answer"
+    )
+    assert strip_solution_tags(f" {tags.solution_open} 42 {tags.solution_close} ", tags) == "42"

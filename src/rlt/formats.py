@@ -54,7 +54,7 @@ class TagSet:
         if self.chat != "stratos" or not text.strip():
             return text  # a blank field stays blank: padding alone is no content to score
         head = "" if text.startswith(PADDING) else PADDING
-        tail = "" if text.endswith(PADDING) and len(text) >= 2 * len(PADDING) else PADDING
+        tail = "" if text.endswith(PADDING) else PADDING  # a non-blank text cannot share its pads
         return f"{head}{text}{tail}"
 
     @property
