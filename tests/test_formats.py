@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from rlt.formats import (
@@ -275,3 +277,20 @@ def test_a_half_tagged_solution_is_left_as_written():
         f"{tags.solution_open}42 is the answer"
     )
     assert strip_solution_tags(f" {tags.solution_open} 42 {tags.solution_close} ", tags) == "42"
+
+
+def test_a_tokenizer_without_chat_template_is_named():
+    from rlt.formats import render_prompt_completion
+
+    tok = char_tokenizer()
+    tok.chat_template, tok.name_or_path = None, "my/tokenizer"
+    want = "tokenizer 'my/tokenizer' has no chat template; RLT formats need one (set tokenizer.chat_template)"
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        render_prompt_completion(tok, [{"role": "user", "content": "q"}], "a")
+
+
+def test_compact_solution_field_is_stripped():
+    from rlt.formats import solution_field
+
+    assert solution_field(" 7 ", get_tags("bespoke", "compact")) == "7"
+    assert solution_field(" 7 ", get_tags("bespoke", "stratos")) == "\n\n 7 \n\n"
