@@ -294,3 +294,19 @@ def test_compact_solution_field_is_stripped():
 
     assert solution_field(" 7 ", get_tags("bespoke", "compact")) == "7"
     assert solution_field(" 7 ", get_tags("bespoke", "stratos")) == "\n\n 7 \n\n"
+
+
+def test_a_template_whose_turn_does_not_extend_the_generation_prompt_is_refused():
+    from rlt.formats import render_prompt_completion
+
+    tok = char_tokenizer()
+    tok.chat_template = (  # the generation prompt says "assistant", the rendered turn "bot"
+        "{% for m in messages %}<|im_start|>{{ 'bot' if m['role'] == 'assistant' else m['role'] }}\n"
+        "{{ m['content'] }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    want = (
+        "the chat template renders the assistant turn in a way that does not extend the generation prompt; "
+        "RLT needs templates where it does (ChatML/Qwen templates do)"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
+        render_prompt_completion(tok, [{"role": "user", "content": "q"}], "a")
