@@ -310,3 +310,19 @@ def test_a_template_whose_turn_does_not_extend_the_generation_prompt_is_refused(
     )
     with pytest.raises(ValueError, match=f"^{re.escape(want)}$"):
         render_prompt_completion(tok, [{"role": "user", "content": "q"}], "a")
+
+
+def test_unknown_tag_and_chat_formats_list_the_known_ones():
+    with pytest.raises(
+        ValueError, match=r"^unknown chat format 'fancy'; expected one of \['stratos', 'compact'\]$"
+    ):
+        get_tags("bespoke", "fancy")
+    with pytest.raises(ValueError, match=r"^unknown tag format 'nope'; expected one of \['bespoke', 'r1'\]$"):
+        get_tags("nope")
+
+
+def test_get_tags_of_a_tag_set_keeps_or_restyles_it():
+    compact = get_tags("r1", "compact")
+    assert get_tags(compact) is compact and get_tags(compact, "compact") is compact
+    stratos = get_tags(compact, "stratos")
+    assert stratos.chat == "stratos" and stratos.think_open == "<think>" and stratos == get_tags("r1")
