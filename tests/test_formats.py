@@ -152,13 +152,16 @@ def test_teacher_sft_example_takes_the_given_system_prompt(chat):
     assert bare["prompt"].startswith("<|im_start|>user\n1+1<|im_end|>\n")
 
 
+_DROPS_FIRST_ASSISTANT_CHAR = (  # a chat template that drops the assistant content's first character
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+    "{% if m['role'] == 'assistant' %}{{ m['content'][1:] }}{% else %}{{ m['content'] }}{% endif %}"
+    "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
 def test_a_template_that_alters_the_assistant_turn_is_refused_by_name():
     tok = char_tokenizer()
-    tok.chat_template = (  # drops the assistant content's first character
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
-        "{% if m['role'] == 'assistant' %}{{ m['content'][1:] }}{% else %}{{ m['content'] }}{% endif %}"
-        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
+    tok.chat_template = _DROPS_FIRST_ASSISTANT_CHAR
     with pytest.raises(
         ValueError, match=r"^the chat template altered the start of the assistant turn; cannot split it$"
     ):
@@ -237,11 +240,7 @@ def test_a_template_that_alters_the_students_turn_is_refused_by_name():
     from rlt.formats import student_segments
 
     tok = char_tokenizer()
-    tok.chat_template = (  # drops the assistant content's first character
-        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
-        "{% if m['role'] == 'assistant' %}{{ m['content'][1:] }}{% else %}{{ m['content'] }}{% endif %}"
-        "<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-    )
+    tok.chat_template = _DROPS_FIRST_ASSISTANT_CHAR
     with pytest.raises(
         ValueError, match=r"^the chat template altered the student's assistant turn; cannot build segments$"
     ):
