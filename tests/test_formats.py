@@ -179,6 +179,8 @@ def test_extract_solution_edge_cases():
     assert extract_solution(f"{to}a{tc}{so}3{sc}x{sc}", b) == "3"  # up to its own close tag
     assert extract_solution(f"{to}a{so}9{sc}{tc}no answer", b) is None  # only one inside the thinking
     assert extract_solution(f"{to}a{tc}{so}4", b) is None
+    assert extract_solution(f"{to}a{tc}{so}5{sc}{tc}no answer", b) is None  # thinking closed again after it
+    assert extract_solution(f"{to}a{tc}{so}{sc}", b) == ""  # an empty answer is an answer
 
 
 def test_as_text_reads_what_trl_passes():
