@@ -19,8 +19,10 @@ import re
 import sys
 import types
 import typing
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rlt.errors import ConfigError
@@ -141,21 +143,70 @@ def setup_logging(level: str = "info") -> None:
     logger.setLevel(getattr(logging, name.upper()) if name in LOG_LEVELS else logging.INFO)
 
 
-def parse(types: Sequence[type], argv: list[str] | None) -> tuple[Any, ...]:
+HELP_FLAGS = ("-h", "--help")
+
+
+def _recipe_value(argv: Sequence[str], name: str) -> Any:
+    """``name``'s value in the recipe that ``--config`` names (TrlParser's spelling), else None."""
+    if "--config" not in argv or argv.index("--config") + 1 >= len(argv):
+        return None
+    path = Path(argv[argv.index("--config") + 1])
+    if not path.is_file():
+        return None  # TrlParser reports the missing file itself
+    import yaml
+
+    recipe = yaml.safe_load(path.read_text())
+    return recipe.get(name) if isinstance(recipe, dict) else None
+
+
+def require_model(argv: Sequence[str], recipe: str) -> None:
+    """ConfigError when neither the command line nor the recipe names the model.
+
+    Runs before the parser, whose trainer configs check the machine first (``bf16`` on a
+    CPU): a user with nothing set must first hear that the model is missing and which
+    recipe to start from, not how to change a precision they never chose.
+    """
+    if any(a in HELP_FLAGS for a in argv):
+        return
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    if "--model_name_or_path" in given or _recipe_value(argv, "model_name_or_path"):
+        return
+    config = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
+    if config is not None and not Path(config).is_file():
+        return  # the recipe the user named is missing: TrlParser says so first
+    where = "the recipe does not set it" if "--config" in given else "no --config recipe and no model given"
+    raise ConfigError(
+        f"model_name_or_path: required (a hub id or a local model directory); {where}: "
+        f"start from a recipe, e.g. --config {recipe}, or pass --model_name_or_path"
+    )
+
+
+def parse(
+    types: Sequence[type], argv: list[str] | None, *, model_recipe: str | None = None
+) -> tuple[Any, ...]:
     """Every command's parser: ``TrlParser(types).parse_args_and_config(argv)``, errors as ConfigErrors.
 
     An unknown field, an unknown recipe key or a setting a config refuses (e.g. ``bf16`` on
     a machine without a GPU) becomes a :class:`ConfigError` that names it, which the CLI
     prints as one line. Types without a ``log_level`` field get ``--log_level``
-    (:class:`LoggingArguments`), and rlt's logging is set to it.
+    (:class:`LoggingArguments`), and rlt's logging is set to it. With ``model_recipe``
+    (commands that train a model), a missing model is the first error, naming that recipe.
     """
     from trl import TrlParser
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if model_recipe is not None:
+        require_model(argv, model_recipe)
     types = list(types)
     has_level = any("log_level" in {f.name for f in dataclasses.fields(t)} for t in types)
     parser = TrlParser(types if has_level else [*types, LoggingArguments])
     try:
-        parsed = tuple(parser.parse_args_and_config(argv))
+        with warnings.catch_warnings():
+            # The trainer configs' own defaults trip transformers' deprecation notices (e.g.
+            # ``gradient_checkpointing``): nothing an rlt user set or can act on.
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            parsed = tuple(parser.parse_args_and_config(argv))
     except ValueError as err:
         if isinstance(err, ConfigError):
             raise

@@ -112,8 +112,8 @@ class DemoArguments(FindingsArguments):
     distill_steps: int = field(
         default=800,
         metadata={
-            "help": "Steps of every distilled student (batch 32). At 600, students of the same >= 90 %-correct "
-            "traces reached 0.41-0.91 depending on the data order alone; at 800, 0.83-0.99 over 15 trace sets."
+            "help": "Steps of every distilled student (batch 32). At 600, students of the same traces (at least 90 percent "
+            "correct) reached 0.41-0.91 depending on the data order alone; at 800, 0.83-0.99 over 15 trace sets."
         },
     )
     distill_learning_rate: float = field(

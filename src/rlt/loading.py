@@ -64,7 +64,10 @@ def load_model_and_tokenizer(
 
 def _check_path(path: str, field_name: str | None) -> None:
     local = Path(path).expanduser()
-    if (path.startswith((".", "/", "~")) or Path(path).exists()) and not local.exists():
+    # A hub id is "name" or "namespace/name": more parts can only be a local path
+    # (e.g. a recipe's runs/tiny/teacher_warmup before the stage that writes it has run).
+    looks_local = path.startswith((".", "/", "~")) or path.strip("/").count("/") >= 2
+    if (looks_local or Path(path).exists()) and not local.exists():
         where = f"{field_name}: " if field_name else ""
         raise FileNotFoundError(f"{where}model path {path!r} does not exist")
 

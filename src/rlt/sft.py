@@ -65,8 +65,20 @@ class SFTStageArguments:
     )
 
 
-def parse_sft_args(argv: list[str] | None) -> tuple[ModelConfig, Any, Any, SFTStageArguments]:
-    """``(model_args, data_args, sft_config, stage_args)`` from a recipe and command-line overrides."""
+# The recipe a user with nothing set is pointed to, per stage (teacher = `rlt warmup`).
+STARTING_RECIPES = {
+    "teacher": "recipes/tiny/teacher_warmup.yaml",
+    "student": "recipes/tiny/student_distill.yaml",
+}
+
+
+def parse_sft_args(
+    argv: list[str] | None, stage: str = "teacher"
+) -> tuple[ModelConfig, Any, Any, SFTStageArguments]:
+    """``(model_args, data_args, sft_config, stage_args)`` from a recipe and command-line overrides.
+
+    A missing model is reported first, with the ``stage``'s starting recipe.
+    """
     from trl import SFTConfig
 
     from rlt.data import DataArguments
@@ -79,7 +91,7 @@ def parse_sft_args(argv: list[str] | None) -> tuple[ModelConfig, Any, Any, SFTSt
             f"internal: DataArguments fields {sorted(dropped)} clash with SFTConfig/ModelConfig"
         )
     model_args, data_args, sft_args, stage_args = parse(
-        [ModelConfig, DataArguments, SFTConfig, SFTStageArguments], argv
+        [ModelConfig, DataArguments, SFTConfig, SFTStageArguments], argv, model_recipe=STARTING_RECIPES[stage]
     )
     return model_args, data_args, sft_args, stage_args
 
@@ -206,7 +218,7 @@ def build_sft_trainer(
 
 def run_sft(stage: Stage, argv: list[str] | None) -> int:
     """Parse, build, train and save one SFT stage."""
-    model_args, data_args, sft_args, stage_args = parse_sft_args(argv)
+    model_args, data_args, sft_args, stage_args = parse_sft_args(argv, stage)
     trainer = build_sft_trainer(stage, model_args, data_args, sft_args, stage_args)
     trainer.train(resume_from_checkpoint=resume_value(sft_args.resume_from_checkpoint, sft_args.output_dir))
     save_final(trainer, sft_args.output_dir, getattr(data_args, "dataset_name", None))

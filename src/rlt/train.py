@@ -63,6 +63,7 @@ logger = logging.getLogger(__name__)
 
 TEACHER_LOGPROB_SOURCES = ("auto", "reward", "trainer")
 POLICIES = ("teacher", "student")
+STARTING_RECIPE = "recipes/tiny/teacher_rlt.yaml"  # named when `rlt train` has no model
 
 
 # --------------------------------------------------------------------------- arguments
@@ -218,7 +219,9 @@ def parse_train_args(
 
     reward_type = _reward_fields_type(DataArguments)
     model_args, data_args, grpo_args, train_args, reward_fields = parse(
-        [ModelConfig, DataArguments, RLTGRPOConfig, RLTTrainArguments, reward_type], argv
+        [ModelConfig, DataArguments, RLTGRPOConfig, RLTTrainArguments, reward_type],
+        argv,
+        model_recipe=STARTING_RECIPE,
     )
     train_args.validate()
     check_trainer_combinations(model_args, grpo_args)
@@ -314,7 +317,15 @@ class RLTGRPOTrainer(GRPOTrainer):
         rlt_args: RLTTrainArguments | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        grpo_args = kwargs.get("args")
+        if grpo_args is not None and grpo_args.use_vllm:
+            from rlt.vllm_engine import cpu_linear_weights_kept
+
+            # TRL builds its colocated engine in here; on vLLM's CPU build its weights must stay syncable.
+            with cpu_linear_weights_kept():
+                super().__init__(*args, **kwargs)
+        else:
+            super().__init__(*args, **kwargs)
         self.rlt_reward = rlt_reward
         self.rlt_args = rlt_args or RLTTrainArguments(reward_funcs=["format"])
         self._rlt_capture = False
@@ -559,6 +570,11 @@ def build_trainer(
     dataset = build_dataset(
         train_args.policy, data_args, tokenizer, reward_config, train_args.max_prompt_length
     )
+    if grpo_args.use_vllm:
+        from rlt.vllm_engine import check_training
+
+        longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in dataset["prompt"])
+        check_training(grpo_args, model_args.model_name_or_path, longest)
 
     rlt_reward = None
     if uses_rlt:

@@ -6,7 +6,8 @@ from rlt.cli import main as cli
 from rlt.errors import ConfigError
 from rlt.sft import parse_sft_args
 
-BASE = "task: digits\nuse_cpu: true\nbf16: false\n"
+# a model first: without one, that is the first error (tests/test_cli.py)
+BASE = "model_name_or_path: unused\ntask: digits\nuse_cpu: true\nbf16: false\n"
 
 
 def recipe(tmp_path, extra: str, base: str = BASE) -> str:
@@ -32,7 +33,14 @@ def test_yaml_text_for_a_number_is_a_usage_error(tmp_path, capsys):
 def test_yaml_list_for_a_flag_is_refused(tmp_path):
     with pytest.raises(ConfigError, match=r"use_cpu: expected bool, got \[1, 2\]"):
         parse_sft_args(
-            ["--config", recipe(tmp_path, "use_cpu: [1, 2]\n", base="task: digits\nbf16: false\n")]
+            [
+                "--config",
+                recipe(
+                    tmp_path,
+                    "use_cpu: [1, 2]\n",
+                    base="model_name_or_path: unused\ntask: digits\nbf16: false\n",
+                ),
+            ]
         )
 
 

@@ -190,7 +190,7 @@ def test_empty_tagged_solution(reward):
 
 def test_unknown_recipe_keys_are_named(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
-    recipe.write_text("task: digits\nuse_cpu: true\nbf16: false\nlearning_rat: 0.1\n")
+    recipe.write_text("model_name_or_path: m\ntask: digits\nuse_cpu: true\nbf16: false\nlearning_rat: 0.1\n")
     assert cli(["warmup", "--config", str(recipe)]) == 2
     assert "learning_rat" in capsys.readouterr().err
 
