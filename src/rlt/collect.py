@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,21 @@ from rlt.generation import (
     stop_ids,
 )
 from rlt.jsonl import JsonlAppender, done_ids, read_records
+from rlt.sharding import (
+    Shard,
+    barrier,
+    check_manifest,
+    current_shard,
+    engine_environment,
+    merge_shards,
+    on_main,
+    progress_for,
+    shard_batches,
+    shard_files,
+    shard_path,
+    timed,
+    written_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +69,11 @@ logger = logging.getLogger(__name__)
 def _row_id(row: dict[str, Any], index: int) -> str:
     """The question's id: the data's own ``id`` column when it has one, else its row index."""
     return str(row["id"]) if row.get("id") is not None else str(index)
+
+
+def trace_ids(rows: list[dict[str, Any]], num_traces: int) -> list[str]:
+    """Every trace id of ``rows``, in data-set order: ``"{question}-{trace}"``."""
+    return [f"{_row_id(row, i)}-{k}" for i, row in enumerate(rows) for k in range(num_traces)]
 
 
 def batch_seed(seed: int, ids: list[str]) -> int:
@@ -88,6 +108,8 @@ def collect_traces(
     reward: Any = None,
     llm: Any = None,
     progress: bool = True,
+    shard: Shard | None = None,
+    also_done: Collection[str] = (),
 ) -> dict[str, Any]:
     """Write ``num_traces`` explanations per row to ``out_path``; returns a summary.
 
@@ -95,7 +117,9 @@ def collect_traces(
     (an :class:`rlt.rewards.RLTReward` whose ``teacher`` is this teacher), each record
     also carries the reward components of its explanation. ``llm`` is a vLLM engine to
     sample with instead of ``teacher.generate`` (``teacher`` may then be None unless a
-    reward needs its log-probs).
+    reward needs its log-probs). ``shard`` writes only that process's batches
+    (:func:`rlt.sharding.shard_batches`); ``also_done`` are trace ids written elsewhere
+    (the merged output, other shards), skipped like those in ``out_path``.
     """
     tags = get_tags(tag_format)  # a TagSet keeps its chat style; a name gets stratos
     if reward is not None and getattr(reward, "teacher", None) is None:
@@ -107,13 +131,14 @@ def collect_traces(
         seen: set[str] = set()
         dup = sorted({q for q in qids if q in seen or seen.add(q)})
         raise DataError(f"id: the data's id column repeats {dup[:5]}; trace ids must be unique per question")
-    done = done_ids(out_path)
-    todo = []
-    for i, row in enumerate(rows):
-        for k in range(num_traces):
-            rid = f"{_row_id(row, i)}-{k}"
-            if rid not in done:
-                todo.append((rid, row))
+    done = done_ids(out_path) | set(also_done)
+    items = list(zip(trace_ids(rows, num_traces), (row for row in rows for _ in range(num_traces))))
+    # One process's batches of all traces (not of the ones left): a resumed or sharded run
+    # samples each batch with the same mates, so the same batch seed gives the same traces.
+    mine = shard_batches(items, batch_size, shard or Shard())
+    skipped = sum(rid in done for _, batch in mine for rid, _ in batch)
+    batches = [b for b in ([it for it in batch if it[0] not in done] for _, batch in mine) if b]
+    todo = [item for batch in batches for item in batch]
     settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     written = closed = 0
     bar = None
@@ -125,8 +150,7 @@ def collect_traces(
         task = bar.add_task("collecting traces", total=len(todo))
     try:
         with JsonlAppender(out_path) as out:
-            for start in range(0, len(todo), batch_size):
-                batch = todo[start : start + batch_size]
+            for batch in batches:
                 prompts = [
                     teacher_rl_prompt(tokenizer, r["question"], r["solution"], tags, system_prompt)
                     for _, r in batch
@@ -173,7 +197,7 @@ def collect_traces(
     finally:
         if bar is not None:
             bar.stop()
-    return {"written": written, "skipped": len(done), "closed": closed, "path": str(out_path)}
+    return {"written": written, "skipped": skipped, "closed": closed, "path": str(out_path)}
 
 
 def filter_traces(
@@ -264,6 +288,30 @@ class CollectArguments:
     gpu_memory_utilization: float = field(
         default=0.9, metadata={"help": "vLLM: fraction of GPU memory the engine may take."}
     )
+    tensor_parallel_size: int = field(
+        default=1,
+        metadata={
+            "help": "vLLM: GPUs per engine. Under `accelerate launch` each process drives its own engine on "
+            "its own tensor_parallel_size GPUs (processes per node x this <= GPUs per node)."
+        },
+    )
+
+
+def manifest_settings(
+    args: CollectArguments, tag_format: str, chat_format: str, backend: str
+) -> dict[str, Any]:
+    """What decides a trace: a resumed output must have been written with these (:mod:`rlt.sharding`).
+
+    Not the filters, decontamination or ``num_traces`` (they select or add traces, and may
+    change between runs); ``batch_size`` only for transformers (it seeds per batch; vLLM per trace).
+    """
+    return {
+        "teacher": args.teacher, "seed": args.seed, "temperature": args.temperature, "top_p": args.top_p,
+        "max_new_tokens": args.max_new_tokens, "backend": backend, "tag_format": tag_format,
+        "chat_format": chat_format, "teacher_system_prompt": args.teacher_system_prompt,
+        "score_with": args.score_with, "student_system_prompt": args.student_system_prompt,
+        "batch_size": args.batch_size if backend == "transformers" else None,
+    }  # fmt: skip
 
 
 def filtered_path(out: str | Path) -> Path:
@@ -282,6 +330,7 @@ def _rewrite(path: str | Path, records: list[dict[str, Any]]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """`rlt collect`: sample, write resumably, then filter/export (see the module docstring)."""
+    from rlt.budgets import fit_collect_budget
     from rlt.config import parse
     from rlt.data import DataArguments, load_rows
     from rlt.loading import load_model_and_tokenizer, load_tokenizer
@@ -297,23 +346,34 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"max_trace_tokens: must be >= 1, got {args.max_trace_tokens}")
     if args.decontaminate_ngram < 1:
         raise ConfigError(f"decontaminate_ngram: must be >= 1, got {args.decontaminate_ngram}")
+    backend = choose_backend(args.backend)
+    shard = current_shard()
+    settings = manifest_settings(args, data_args.tag_format, data_args.chat_format, backend)
+    check_manifest(args.out, settings, shard, write=False)  # before the slow loads; written below
     rows = load_rows(data_args).to_list()
     if args.decontaminate_against:
         from rlt.decontaminate import decontaminate_rows, load_eval_questions
 
         # Ids first: a row's index-based id must not move when rows before it are dropped.
         rows = [{**row, "id": _row_id(row, i)} for i, row in enumerate(rows)]
-        rows, _ = decontaminate_rows(
-            rows, load_eval_questions(args.decontaminate_against), args.decontaminate_ngram
-        )
+
+        def clean(rows: list[dict[str, Any]] = rows) -> list[dict[str, Any]]:
+            against = load_eval_questions(args.decontaminate_against)
+            return decontaminate_rows(rows, against, args.decontaminate_ngram)[0]
+
+        # Once, on the main process (it may fetch the evaluation sets, and it logs the drops).
+        rows = on_main(shard, clean)
         if not rows:
             raise DataError(
                 "decontaminate_against: every training question is contaminated; nothing to collect"
             )
-    backend = choose_backend(args.backend)
+    args.max_new_tokens = fit_collect_budget(args, data_args, rows)  # before any weights load
     llm = None
     if backend == "vllm":
-        llm = make_vllm_engine(args.teacher, args.seed, args.gpu_memory_utilization)
+        # vLLM's own default is 1; passing it only when set keeps every make_vllm_engine signature.
+        tp = {"tensor_parallel_size": args.tensor_parallel_size} if args.tensor_parallel_size != 1 else {}
+        with engine_environment(shard, args.tensor_parallel_size):
+            llm = make_vllm_engine(args.teacher, args.seed, args.gpu_memory_utilization, **tp)
     if llm is None or args.score_with:
         # The transformers teacher samples (no vLLM) or gives the reward its log-probs.
         model, tok = load_model_and_tokenizer(args.teacher)
@@ -337,15 +397,34 @@ def main(argv: list[str] | None = None) -> int:
             teacher=model,
             teacher_tokenizer=tok,
         )
-    summary = collect_traces(
-        model, tok, rows, args.out, num_traces=args.num_traces, temperature=args.temperature, top_p=args.top_p,
-        max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed, tag_format=data_args.tags(),
-        system_prompt=args.teacher_system_prompt, reward=reward, llm=llm,
-    )  # fmt: skip
+    # Sharded (or resuming a sharded run): skip what any shard or the merged output holds.
+    out_path, also_done = shard_path(args.out, shard), set()
+    if shard.count > 1 or shard_files(args.out):
+        done_ids(out_path)  # cut this shard's own half-written last line; others cut theirs
+        also_done = written_keys(args.out)
+    check_manifest(args.out, settings, shard)
+    barrier(shard)  # every process has read what is done before any writes more
+    all_ids = trace_ids(rows, args.num_traces)
+    left = sum(rid not in also_done for rid in all_ids)
+    with progress_for(shard, args.out, left, "collecting traces"), timed() as seconds:
+        summary = collect_traces(
+            model, tok, rows, out_path, num_traces=args.num_traces, temperature=args.temperature,
+            top_p=args.top_p, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
+            tag_format=data_args.tags(), system_prompt=args.teacher_system_prompt, reward=reward, llm=llm,
+            progress=shard.count == 1, shard=shard, also_done=also_done,
+        )  # fmt: skip
+    where = f"{shard.label} " if shard.count > 1 else ""
     logger.info(
-        f"collect: wrote {summary['written']} traces ({summary['skipped']} already done) to {args.out}; "
+        f"collect: {where}wrote {summary['written']} traces ({summary['skipped']} already done) to {out_path}; "
         f"{summary['closed']}/{summary['written']} closed; backend {backend}"
+        + (f"; {seconds():.1f}s" if shard.count > 1 else "")
     )
+    barrier(shard)  # every share is written
+    if not shard.is_main:
+        return 0  # the merge, the filters and the export run once, on the main process
+    merged = merge_shards(args.out, all_ids)
+    if merged is not None:
+        logger.info(f"collect: merged {merged} traces into {args.out}")
     filtering = args.drop_unclosed or args.keep_best_k is not None or args.max_trace_tokens is not None
     if filtering or args.export_sft:
         records = read_records(args.out)

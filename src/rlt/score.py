@@ -21,12 +21,24 @@ import csv
 import json
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from rlt.errors import DataError
 from rlt.rewards import RLTReward, RLTRewardConfig
+from rlt.sharding import (
+    barrier,
+    check_manifest,
+    current_shard,
+    merge_shards,
+    progress_for,
+    shard_batches,
+    shard_files,
+    shard_path,
+    timed,
+    written_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +196,16 @@ def prepare_rows(
 
 # --------------------------------------------------------------------------- main
 
+# Reward settings that change memory or speed, not the numbers: a relaunch may change them
+# (a smaller chunk after an out-of-memory error) without being refused.
+NOT_IN_MANIFEST = ("chunk_size", "micro_batch_size", "offload_student", "padding_side")
+
+
+def manifest_settings(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
+    """What decides a score: a resumed output must have been written with these (:mod:`rlt.sharding`)."""
+    reward = {f.name: getattr(config, f.name) for f in fields(config) if f.name not in NOT_IN_MANIFEST}
+    return {"student": args.student, "teacher": args.teacher, "dtype": args.dtype, **reward}
+
 
 def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
     """Score ``args.input`` into ``args.output``; returns a summary."""
@@ -200,10 +222,22 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
         raise ConfigError(f"batch_size: must be > 0, got {args.batch_size}")
     tags = get_tags(config.tag_format, config.chat_format)
     todo = prepare_rows(read_rows(args.input), args, tags)
-    done = done_ids(args.output)  # also cuts a half-written last line
-    pending = [t for t in todo if t[0] not in done]
+    shard = current_shard()
+    settings = manifest_settings(args, config)
+    check_manifest(args.output, settings, shard, write=False)  # before the slow loads; written below
+    out_path = shard_path(args.output, shard)
+    done = done_ids(out_path)  # also cuts a half-written last line
+    if shard.count > 1 or shard_files(args.output):
+        done |= written_keys(args.output)  # the merged output and every shard, of any process count
+    # One process's batches, dealt out (rlt.sharding): each batch is padded with the same mates.
+    mine = shard_batches(todo, args.batch_size, shard)
+    batches = [b for b in ([t for t in batch if t[0] not in done] for _, batch in mine) if b]
+    pending = [t for batch in batches for t in batch]
+    skipped = sum(len(batch) for _, batch in mine) - len(pending)
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    # Each process of a launch scores on its own GPU.
+    gpu = "cuda" if shard.count == 1 else f"cuda:{shard.local_index}"
+    device = args.device or (gpu if torch.cuda.is_available() else "cpu")
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     student, student_tok = load_model_and_tokenizer(args.student, dtype=dtype, device=device)
     teacher = teacher_tok = None
@@ -216,18 +250,18 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
         )
     reward = RLTReward(student, student_tok, config, teacher=teacher, teacher_tokenizer=teacher_tok)
 
-    logger.info(
-        f"rlt score: {len(todo)} rows in {args.input}, {len(todo) - len(pending)} already in {args.output}"
-    )
-    with (
-        JsonlAppender(args.output) as out,
-        Progress(
+    check_manifest(args.output, settings, shard)
+    barrier(shard)  # every process has read what is done before any writes more
+    if shard.count == 1:
+        logger.info(f"rlt score: {len(todo)} rows in {args.input}, {skipped} already in {args.output}")
+        bar = Progress(
             TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
-        ) as progress,
-    ):
-        task = progress.add_task("score", total=len(pending))
-        for lo in range(0, len(pending), args.batch_size):
-            batch = pending[lo : lo + args.batch_size]
+        )
+    else:  # one bar on the main process, over every shard; the others only log their line
+        bar = progress_for(shard, args.output, sum(t[0] not in done for t in todo), "scoring")
+    with JsonlAppender(out_path) as out, bar as progress, timed() as seconds:
+        task = progress.add_task("score", total=len(pending)) if shard.count == 1 else None
+        for batch in batches:
             comps = reward.score_ids(
                 [b[3] for b in batch],
                 [b[4] for b in batch],
@@ -236,14 +270,25 @@ def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
                 systems=[b[2].get("system") for b in batch],
             )
             out.write([{**b[2], **c, "id": b[1]} for b, c in zip(batch, comps)])
-            progress.advance(task, len(batch))
-
+            if task is not None:
+                progress.advance(task, len(batch))
+    if shard.count > 1:
+        logger.info(
+            f"rlt score: {shard.label} scored {len(pending)} rows ({skipped} already done) "
+            f"into {out_path} in {seconds():.1f}s"
+        )
+    barrier(shard)  # every share is written
+    if not shard.is_main:
+        return {"scored": len(pending), "skipped": skipped, "shard": shard.index}
+    merged = merge_shards(args.output, [t[0] for t in todo])
+    if merged is not None:
+        logger.info(f"rlt score: merged {merged} rows into {args.output}")
     written = [r for r in read_records(args.output) if str(r.get("id")) in {t[0] for t in todo}]
     rewards = [r["reward"] for r in written if isinstance(r.get("reward"), (int, float))]
     mean = sum(rewards) / len(rewards) if rewards else math.nan
     summary = {
         "scored": len(pending),
-        "skipped": len(todo) - len(pending),
+        "skipped": skipped,
         "rows": len(written),
         "mean_reward": mean,
     }
