@@ -146,17 +146,22 @@ def setup_logging(level: str = "info") -> None:
 HELP_FLAGS = ("-h", "--help")
 
 
-def _recipe_value(argv: Sequence[str], name: str) -> Any:
-    """``name``'s value in the recipe that ``--config`` names (TrlParser's spelling), else None."""
+def _recipe(argv: Sequence[str]) -> dict[str, Any]:
+    """The recipe that ``--config`` names (TrlParser's spelling), or {} (none, or a missing file)."""
     if "--config" not in argv or argv.index("--config") + 1 >= len(argv):
-        return None
+        return {}
     path = Path(argv[argv.index("--config") + 1])
     if not path.is_file():
-        return None  # TrlParser reports the missing file itself
+        return {}  # TrlParser reports the missing file itself
     import yaml
 
     recipe = yaml.safe_load(path.read_text())
-    return recipe.get(name) if isinstance(recipe, dict) else None
+    return recipe if isinstance(recipe, dict) else {}
+
+
+def _recipe_value(argv: Sequence[str], name: str) -> Any:
+    """``name``'s value in the recipe that ``--config`` names, else None."""
+    return _recipe(argv).get(name)
 
 
 def require_model(argv: Sequence[str], recipe: str) -> None:

@@ -6,12 +6,16 @@
 - :func:`load_model_and_tokenizer`: a causal LM and its tokenizer, with dtype and device;
 - :func:`load_student`: the frozen student of the RLT reward;
 - :func:`check_vocabularies`: teacher and student must share one vocabulary (the reward scores
-  the teacher's token ids with the student).
+  the teacher's token ids with the student);
+- :func:`check_generation_budget`: prompt + new tokens must fit the model's context, read from
+  its config before any weights load.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from rlt.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def save_tokenizer(tokenizer: PreTrainedTokenizerBase, out_dir: str | Path) -> None:
@@ -132,3 +138,82 @@ def load_student(
     )  # fmt: skip
     student.eval().requires_grad_(False)
     return student.to(device) if device is not None else student
+
+
+# --------------------------------------------------------------------------- generation budget
+
+# Config attributes that hold a model's context length, in the order transformers' families use them.
+CONTEXT_ATTRIBUTES = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def model_context(model_path_or_config: Any) -> int | None:
+    """A model's context in tokens, from its config alone (a path, a config, or a loaded model).
+
+    A path reads ``config.json`` only: the check runs before any weights load. None when the
+    config names no context length (nothing to check against).
+    """
+    config = model_path_or_config
+    if isinstance(config, (str, Path)):
+        from transformers import AutoConfig
+
+        _check_path(str(config), None)
+        try:
+            config = AutoConfig.from_pretrained(str(config))
+        except (OSError, ValueError):
+            return None  # the weights' loader reports an unloadable model with its own error
+    config = getattr(config, "config", config)  # a loaded model
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for name in CONTEXT_ATTRIBUTES:
+        value = getattr(text, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
+def longest_prompt_tokens(tokenizer: Any, prompts: Iterable[str], chunk: int = 1024) -> int:
+    """The token count of the longest of ``prompts`` (rendered text, no special tokens added)."""
+    prompts, longest = list(prompts), 0
+    for lo in range(0, len(prompts), chunk):
+        ids = tokenizer(prompts[lo : lo + chunk], add_special_tokens=False)["input_ids"]
+        longest = max([longest, *map(len, ids)])
+    return longest
+
+
+def check_generation_budget(
+    model_path_or_config: Any,
+    longest_prompt: int,
+    max_new_tokens: int,
+    field_name: str,
+    *,
+    explicit: bool,
+    command: str = "rlt",
+) -> int:
+    """The number of new tokens to generate: ``max_new_tokens``, or less so the longest prompt fits.
+
+    Generating past ``max_position_embeddings`` is undefined behaviour (transformers only
+    warns), so a budget longer than the context minus the longest prompt is either refused
+    or capped. The rule, the same for every command: a value the user set (``explicit``: on
+    the command line or in the recipe) is refused with a ConfigError naming ``field_name``
+    and the largest value that fits; a default is capped to that value with one logged line,
+    so the paper's defaults stay wherever the model allows them. A prompt that leaves no
+    room at all is always refused.
+    """
+    context = model_context(model_path_or_config)
+    if context is None or longest_prompt + max_new_tokens <= context:
+        return max_new_tokens
+    room = context - longest_prompt
+    where = (
+        f"the longest prompt has {longest_prompt} tokens and the model's context is {context} "
+        "(max_position_embeddings)"
+    )
+    if room < 1:
+        raise ConfigError(f"{field_name}: no room for any new token: {where}; use shorter prompts")
+    if explicit:
+        raise ConfigError(
+            f"{field_name}: {max_new_tokens} new tokens do not fit: {where}; set --{field_name} {room} or less"
+        )
+    logger.info(
+        f"{command}: {field_name} capped at {room} (default {max_new_tokens}): {where}; "
+        f"--{field_name} sets it"
+    )
+    return room

