@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,23 @@ from rlt.generation import (
     generate_vllm,
     make_vllm_engine,
     stop_ids,
+)
+from rlt.jsonl import JsonlAppender, read_records
+from rlt.sharding import (
+    Shard,
+    barrier,
+    check_manifest,
+    current_shard,
+    engine_environment,
+    gather_shards,
+    progress_for,
+    remove_shards,
+    shard_batches,
+    shard_file,
+    shard_files,
+    shards_dir,
+    timed,
+    written_keys,
 )
 from rlt.verify import Checker, MathVerifier, extract_answer, gpqa_letter, gpqa_row, task_checker
 
@@ -182,18 +199,10 @@ def evaluate_model(
     ``out_dir``, writes ``results.json``, ``results.md`` and ``samples.jsonl`` there.
     ``llm`` is a vLLM engine to generate with instead of ``model.generate``.
     """
-    from rlt.tasks import TASKS
-
     tags = get_tags(tag_format)
     if num_samples < 1 or any(k < 1 or k > num_samples for k in ks):
         raise ConfigError(f"k: every k must be in 1..num_samples ({num_samples}), got {list(ks)}")
-    if isinstance(task, EvalTask):
-        name, check, fallback, closer = task.name, task.check, task.fallback, None
-    elif isinstance(task, str):
-        check, verifier = task_checker(task, math_timeout)
-        name, fallback, closer = task, task not in TASKS, (verifier.close if verifier else None)
-    else:
-        name, check, fallback, closer = getattr(task, "__name__", "custom"), task, True, None
+    name, check, fallback, closer = _resolve_task(task, math_timeout)
     settings = SamplingSettings(
         temperature=0.0 if num_samples == 1 else temperature, max_new_tokens=max_new_tokens
     )
@@ -203,23 +212,8 @@ def evaluate_model(
     try:
         for start in range(0, len(jobs), batch_size):
             batch = jobs[start : start + batch_size]
-            prompts = [
-                student_prompt(tokenizer, rows[i]["question"], tags, row_system(rows[i], system_prompt))
-                for i, _ in batch
-            ]
-            if llm is not None:
-                # One seed per (question, sample): independent of batching.
-                seeds = [seed * 1_000_003 + i * 1_009 + s for i, s in batch]
-                ids = generate_vllm(llm, prompts, settings, seeds, stop_ids(tokenizer))
-            else:
-                ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
-            for (i, s), comp in zip(batch, ids):
-                text = decode_answer(tokenizer, comp, tags)
-                answer = extract_answer(text, tags, fallback=fallback)
-                correct, status = check(rows[i], answer) if answer is not None else (False, "no_answer")
-                samples.append({"index": i, "sample": s, "question": rows[i]["question"],
-                                "solution": rows[i]["solution"], "completion": text, "answer": answer,
-                                "correct": bool(correct), "status": status})  # fmt: skip
+            samples += _answer_batch(model, tokenizer, rows, batch, start, settings, tags, system_prompt,
+                                     seed, llm, check, fallback)  # fmt: skip
             if bar is not None:
                 bar[0].advance(bar[1], len(batch))
     finally:
@@ -231,6 +225,134 @@ def evaluate_model(
     if out_dir is not None:
         write_results(results, samples, out_dir)
     return results
+
+
+def _resolve_task(task: str | EvalTask | Checker, math_timeout: float) -> tuple[str, Checker, bool, Any]:
+    """``(name, check, fallback, closer)`` of a task name, an :class:`EvalTask` or a checker."""
+    from rlt.tasks import TASKS
+
+    if isinstance(task, EvalTask):
+        return task.name, task.check, task.fallback, None
+    if isinstance(task, str):
+        check, verifier = task_checker(task, math_timeout)
+        return task, check, task not in TASKS, (verifier.close if verifier else None)
+    return getattr(task, "__name__", "custom"), task, True, None
+
+
+def _answer_batch(
+    model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch: list[tuple[int, int]], start: int,
+    settings: SamplingSettings, tags: TagSet, system_prompt: str | None, seed: int, llm: Any, check: Checker,
+    fallback: bool,
+) -> list[dict[str, Any]]:  # fmt: skip
+    """The checked samples of one batch of ``(question, sample)`` jobs starting at job ``start``."""
+    prompts = [
+        student_prompt(tokenizer, rows[i]["question"], tags, row_system(rows[i], system_prompt))
+        for i, _ in batch
+    ]
+    if llm is not None:
+        # One seed per (question, sample): independent of batching.
+        seeds = [seed * 1_000_003 + i * 1_009 + s for i, s in batch]
+        ids = generate_vllm(llm, prompts, settings, seeds, stop_ids(tokenizer))
+    else:
+        ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
+    samples = []
+    for (i, s), comp in zip(batch, ids):
+        text = decode_answer(tokenizer, comp, tags)
+        answer = extract_answer(text, tags, fallback=fallback)
+        correct, status = check(rows[i], answer) if answer is not None else (False, "no_answer")
+        samples.append({"index": i, "sample": s, "question": rows[i]["question"],
+                        "solution": rows[i]["solution"], "completion": text, "answer": answer,
+                        "correct": bool(correct), "status": status})  # fmt: skip
+    return samples
+
+
+# --------------------------------------------------------------------------- many processes
+
+
+def sample_key(sample: dict[str, Any]) -> str:
+    """The resume key of an eval sample: ``"{question index}-{sample}"``."""
+    return f"{sample['index']}-{sample['sample']}"
+
+
+def evaluate_share(
+    model: Any,
+    tokenizer: Any,
+    rows: list[dict[str, Any]],
+    task: str | EvalTask | Checker,
+    shard: Shard,
+    samples_path: str | Path,
+    *,
+    num_samples: int = 1,
+    temperature: float = 0.7,
+    max_new_tokens: int = 1024,
+    batch_size: int = 32,
+    tag_format: str | TagSet = "bespoke",
+    system_prompt: str | None = None,
+    seed: int = 0,
+    math_timeout: float = 5.0,
+    llm: Any = None,
+    done: Collection[str] = (),
+) -> dict[str, int]:
+    """:func:`evaluate_model`'s samples for ``shard``'s batches, appended resumably to ``samples_path``.
+
+    The same batches (and so seeds) as one process (:func:`rlt.sharding.shard_batches`);
+    ``done`` are sample keys already written (by any shard) and skipped. The main process
+    summarises all shards afterwards (:func:`merge_eval`). Returns ``{written, skipped}``.
+    """
+    tags = get_tags(tag_format)
+    if num_samples < 1:
+        raise ConfigError(f"num_samples: must be >= 1, got {num_samples}")
+    name, check, fallback, closer = _resolve_task(task, math_timeout)
+    settings = SamplingSettings(
+        temperature=0.0 if num_samples == 1 else temperature, max_new_tokens=max_new_tokens
+    )
+    jobs = [(i, s) for i in range(len(rows)) for s in range(num_samples)]
+    done = set(done) | {sample_key(r) for r in read_records(samples_path, repair=True)}
+    mine = shard_batches(jobs, batch_size, shard)
+    written = skipped = 0
+    try:
+        with JsonlAppender(samples_path) as out:
+            for start, batch in mine:
+                todo = [(i, s) for i, s in batch if f"{i}-{s}" not in done]
+                skipped += len(batch) - len(todo)
+                if todo:
+                    out.write(_answer_batch(model, tokenizer, rows, todo, start, settings, tags, system_prompt,
+                                            seed, llm, check, fallback))  # fmt: skip
+                    written += len(todo)
+    finally:
+        if closer is not None:
+            closer()
+    return {"written": written, "skipped": skipped}
+
+
+def merge_eval(
+    name: str, num_questions: int, num_samples: int, ks: tuple[int, ...], samples_file: Path
+) -> dict[str, Any]:
+    """Main process, after the barrier: every shard's samples, in job order, summarised as one
+    process would (pass@k per question over all its samples), written, then the shards removed."""
+    order = [f"{i}-{s}" for i in range(num_questions) for s in range(num_samples)]
+    wanted = set(order)
+    # Only this run's samples: a shard of an earlier, longer run (a larger --limit) may hold more.
+    samples = [
+        r
+        for r in gather_shards(samples_file, order, sample_key, include_out=False)
+        if sample_key(r) in wanted
+    ]
+    if len(samples) != len(order):
+        raise DataError(
+            f"{shards_dir(samples_file)}: {len(order) - len(samples)} of {len(order)} samples are missing after the merge"
+        )
+    results = summarise(name, num_questions, num_samples, ks, samples)
+    write_results(results, samples, samples_file.parent)
+    remove_shards(samples_file)
+    return results
+
+
+def eval_manifest(args: EvalArguments, backend: str) -> dict[str, Any]:
+    """What decides an eval sample; a partial multi-process eval resumes only under these."""
+    return {k: getattr(args, k) for k in ("model", "task", "dataset_name", "limit", "num_samples", "temperature",
+            "max_new_tokens", "tag_format", "chat_format", "system_prompt", "seed")} | {
+        "backend": backend, "batch_size": args.batch_size if backend == "transformers" else None}  # fmt: skip
 
 
 def decode_answer(tokenizer: Any, ids: list[int], tags: Any) -> str:
@@ -359,10 +481,54 @@ class EvalArguments:
     gpu_memory_utilization: float = field(
         default=0.9, metadata={"help": "vLLM: fraction of GPU memory the engine may take."}
     )
+    tensor_parallel_size: int = field(
+        default=1,
+        metadata={
+            "help": "vLLM: GPUs per engine. Under `accelerate launch` each process drives its own engine on "
+            "its own tensor_parallel_size GPUs (e.g. 8 GPUs: 2 processes x 4 for a 32B model)."
+        },
+    )
+
+
+def _evaluate_sharded(
+    args: EvalArguments, shard: Shard, task: EvalTask, model: Any, tok: Any, llm: Any, backend: str
+) -> dict[str, Any] | None:
+    """`rlt eval` under ``accelerate launch``: this process's share into its shard, then (main
+    process) the summary of all shards. None on the other processes."""
+    samples_file = Path(args.out) / "samples.jsonl"
+    if any(k < 1 or k > args.num_samples for k in args.k):  # before the work, not at the summary
+        raise ConfigError(f"k: every k must be in 1..num_samples ({args.num_samples}), got {list(args.k)}")
+    check_manifest(samples_file, eval_manifest(args, backend), shard, path=eval_manifest_path(samples_file))
+    # Not samples.jsonl itself: that is a finished eval's (maybe another model's), never resumed.
+    done = written_keys(samples_file, sample_key, include_out=False)
+    barrier(shard)  # every process has read what is done before any writes more
+    left = sum(f"{i}-{s}" not in done for i in range(len(task.rows)) for s in range(args.num_samples))
+    path = shard_file(samples_file, shard)
+    with progress_for(shard, samples_file, left, f"eval {task.name}"), timed() as seconds:
+        share = evaluate_share(
+            model, tok, task.rows, task, shard, path, num_samples=args.num_samples, temperature=args.temperature,
+            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+            tag_format=get_tags(args.tag_format, args.chat_format), system_prompt=args.system_prompt,
+            seed=args.seed, math_timeout=args.math_timeout, llm=llm, done=done,
+        )  # fmt: skip
+    logger.info(
+        f"eval {task.name}: {shard.label} wrote {share['written']} samples ({share['skipped']} already done) "
+        f"to {path} in {seconds():.1f}s"
+    )
+    barrier(shard)  # every share is written
+    if not shard.is_main:
+        return None
+    return merge_eval(task.name, len(task.rows), args.num_samples, tuple(args.k), samples_file)
+
+
+def eval_manifest_path(samples_file: Path) -> Path:
+    """Among the shards: a finished eval leaves none, so the next one (any model) starts afresh."""
+    return shards_dir(samples_file) / "manifest.json"
 
 
 def main(argv: list[str] | None = None) -> int:
     """`rlt eval`: load the task, answer, check, write ``results.json``/``results.md``/``samples.jsonl``."""
+    from rlt.budgets import fit_eval_budget
     from rlt.config import parse
     from rlt.loading import load_model_and_tokenizer, load_tokenizer
 
@@ -372,20 +538,36 @@ def main(argv: list[str] | None = None) -> int:
 
         return main_harness(args, argv)
     backend = choose_backend(args.backend)
+    shard = current_shard()
+    samples_file = Path(args.out) / "samples.jsonl"
+    # Many processes, or one resuming a partial multi-process eval: shards, then a merge.
+    sharded = shard.count > 1 or bool(shard_files(samples_file))
+    if sharded:  # a mismatch stops the run before the slow loads
+        path = eval_manifest_path(samples_file)
+        check_manifest(samples_file, eval_manifest(args, backend), shard, write=False, path=path)
     task = load_eval_task(args.task, args.dataset_name, args.limit, math_timeout=args.math_timeout)
     try:
+        args.max_new_tokens = fit_eval_budget(args, task.rows)  # before any weights load
         llm = None
         if backend == "vllm":
-            llm = make_vllm_engine(args.model, args.seed, args.gpu_memory_utilization)
+            # vLLM's own default is 1; passing it only when set keeps every make_vllm_engine signature.
+            tp = {"tensor_parallel_size": args.tensor_parallel_size} if args.tensor_parallel_size != 1 else {}
+            with engine_environment(shard, args.tensor_parallel_size):
+                llm = make_vllm_engine(args.model, args.seed, args.gpu_memory_utilization, **tp)
             model, tok = None, load_tokenizer(args.model)
         else:
             model, tok = load_model_and_tokenizer(args.model)
-        res = evaluate_model(
-            model, tok, task.rows, task, num_samples=args.num_samples, ks=tuple(args.k),
-            temperature=args.temperature, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-            tag_format=get_tags(args.tag_format, args.chat_format), system_prompt=args.system_prompt,
-            out_dir=args.out, seed=args.seed, math_timeout=args.math_timeout, llm=llm,
-        )  # fmt: skip
+        if sharded:
+            res = _evaluate_sharded(args, shard, task, model, tok, llm, backend)
+            if res is None:
+                return 0  # not the main process: its share is written, the main one reports
+        else:
+            res = evaluate_model(
+                model, tok, task.rows, task, num_samples=args.num_samples, ks=tuple(args.k),
+                temperature=args.temperature, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                tag_format=get_tags(args.tag_format, args.chat_format), system_prompt=args.system_prompt,
+                out_dir=args.out, seed=args.seed, math_timeout=args.math_timeout, llm=llm,
+            )  # fmt: skip
     finally:
         if task.closer is not None:
             task.closer()
