@@ -254,8 +254,10 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def print_targets(rows: list[dict[str, Any]], tiny: bool) -> None:
-    """The targets, judged at T = 8192 (or, when the run has no 8192, at its longest length, said so)."""
+def print_targets(rows: list[dict[str, Any]], tiny: bool) -> list[dict[str, Any]]:
+    """Print the targets, judged at T = 8192 (or, when the run has no 8192, at its longest length,
+    said so); return them as ``{"target", "value", "verdict"}`` records for the JSON."""
+    judged_targets: list[dict[str, Any]] = []
     lengths = sorted({r["length"] for r in rows})
     at = TARGET_LENGTH if TARGET_LENGTH in lengths else lengths[-1]
     note = "" if at == TARGET_LENGTH else f" (no T={TARGET_LENGTH} in this run: judged at T={at})"
@@ -276,18 +278,21 @@ def print_targets(rows: list[dict[str, Any]], tiny: bool) -> None:
             else:
                 value, ok = _x(q[key], fmt), ok_fn(q[key])
             print(f"  {name} at T={at}, B={r['batch']}: {value}  {_verdict(ok)}")
+            judged_targets.append({"target": f"{name} at T={at}, B={r['batch']}", "value": value,
+                                   "verdict": _verdict(ok)})  # fmt: skip
     overs = [r["ratios"]["over_forward"] for r in rows if not math.isnan(r["ratios"]["over_forward"])]
     if overs:
         worst = max(overs)
-        print(
-            f"  <= {TARGET_OVER_FORWARD:g}x bare forward (every case): worst {worst:.2f}x  "
-            f"{_verdict(worst <= TARGET_OVER_FORWARD)}"
-        )
+        value, ok = f"worst {worst:.2f}x", worst <= TARGET_OVER_FORWARD
     else:
-        print(f"  <= {TARGET_OVER_FORWARD:g}x bare forward (every case): not measured (OOM)  NOT met")
+        value, ok = "not measured (OOM)", False
+    name = f"<= {TARGET_OVER_FORWARD:g}x bare forward (every case)"
+    print(f"  {name}: {value}  {_verdict(ok)}")
+    judged_targets.append({"target": name, "value": value, "verdict": _verdict(ok)})
     diffs = [r["ratios"]["max_diff"] for r in rows if not math.isnan(r["ratios"]["max_diff"])]
     if diffs:
         print(f"  rewards agree with the reference: max|Δr| {max(diffs):.1e} (informational)")
+    return judged_targets
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             f"memory vs reference {_x(q['mem_ratio'], '.3f')} (absolute peaks {_x(q['peak_ratio'], '.3f')}) | "
             f"reward / bare forward {_x(q['over_forward'], '.2f')}x | max|Δr| {_x(q['max_diff'], '.1e')}{win}"
         )
-    print_targets(rows, args.tiny)
+    targets = print_targets(rows, args.tiny)
     if args.json:
         keep = ("length", "batch", "tokens", "ratios", "forward_mfu")
         dump = [
@@ -380,7 +385,18 @@ def main(argv: list[str] | None = None) -> int:
             }
             for r in rows
         ]
-        Path(args.json).write_text(json.dumps(dump, indent=1))
+        report = {
+            "benchmark": "reward_gpu",
+            "device": device_name,
+            "model": args.model,
+            "tiny": args.tiny,
+            "dtype": args.dtype,
+            "rows": dump,
+            "targets": targets,
+            # met only when every target is; a --tiny run's verdict says nothing about the GPU targets
+            "verdict": _verdict(all(t["verdict"] == "met" for t in targets)),
+        }
+        Path(args.json).write_text(json.dumps(report, indent=1))
     return 0
 
 
