@@ -23,6 +23,11 @@ With ``--export_sft FILE`` the kept traces go to ``FILE`` as
 ``{id, question, solution, explanation}`` rows, what `rlt distill
 --explanation_column explanation` reads; without it, the kept records go to
 ``<out>.filtered.jsonl``. Both are rewritten whole on every run.
+
+Under ``accelerate launch`` each process writes its share of the batches to its own shard
+and the main process merges them into ``out`` in data-set order, then filters and exports
+once (:mod:`rlt.sharding`). ``<out>.manifest.json`` records the settings that decide a
+trace; a relaunch with others is refused.
 """
 
 from __future__ import annotations
@@ -79,8 +84,9 @@ def trace_ids(rows: list[dict[str, Any]], num_traces: int) -> list[str]:
 def batch_seed(seed: int, ids: list[str]) -> int:
     """A torch seed that depends only on ``seed`` and the ids in the batch.
 
-    A resumed run regroups the remaining ids into the same batches (for the same
-    ``batch_size``), so it redraws exactly what the killed run would have drawn.
+    Batches are fixed slices of all trace ids (for the same ``batch_size``), whatever is
+    done and however many processes share them, so a resumed or sharded run redraws
+    exactly what one uninterrupted process would have drawn.
     CRC32 rather than ``hash()``: Python salts string hashes per process.
     """
     return (seed * 1_000_003 + zlib.crc32("\n".join(ids).encode())) % (2**63)

@@ -4,6 +4,8 @@ Answers are read from between the solution tags and checked by the task's verifi
 (``digits``, ``countdown``) or by math-verify in a worker process with a hard timeout
 (math-verify's own timeout uses signals: main thread only, and it cannot stop a
 runaway sympy call in C). pass@k uses the unbiased estimator of Chen et al. (2021).
+Under ``accelerate launch`` each process answers its share of the batches into a resumable
+shard and the main process summarises all samples at once (:mod:`rlt.sharding`).
 """
 
 from __future__ import annotations

@@ -4,7 +4,8 @@ Input: a JSON, JSONL, CSV or Parquet file with a question, a solution and an
 explanation per row (column names mappable). Output: one JSONL row per input row,
 the input fields plus every reward component and a stable ``id`` (the input's ``id``
 column if it has one, else the row index). Re-running skips ids already written; a
-half-written last line is cut and redone.
+half-written last line is cut and redone. Under ``accelerate launch`` each process scores
+its share into its own shard, merged into ``--output`` in input order (:mod:`rlt.sharding`).
 
 Without ``--teacher`` the KL terms cannot be computed: ``kl_mean``/``kl_max`` are
 null and ``reward = r_SS + p``.
