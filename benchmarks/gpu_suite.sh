@@ -84,7 +84,7 @@ run_step() {
     set -e
     local status=ok
     if ((rc == 124 || rc == 137)); then status=timeout; elif ((rc != 0)); then status=failed; fi
-    [[ -f $OUT/$json ]] || [[ $status != ok ]] || status=no-json
+    [[ -f $OUT/$json || -n ${NO_JSON_CHECK:-} || $status != ok ]] || status=no-json
     STATUS+=("{\"step\": \"$name\", \"rc\": $rc, \"status\": \"$status\", \"wall_s\": $((SECONDS - start)), \"json\": \"$json\"}")
     write_suite
     echo "== $name: $status in $((SECONDS - start))s"
@@ -109,7 +109,7 @@ else
         PYTHONPATH=$("$PY" -c 'import sys, sysconfig; print(sysconfig.get_paths(vars={"base": sys.argv[1], "platbase": sys.argv[1]})["purelib"])' "$OUT/.prefix"):$PYTHONPATH
         export PYTHONPATH
     fi
-    run_step install 120 install.json "$PY" -m pip install --no-index --find-links "$ROOT/gpu_wheels" \
+    NO_JSON_CHECK=1 run_step install 120 install.json "$PY" -m pip install --no-index --find-links "$ROOT/gpu_wheels" \
         --only-binary=:all: --no-warn-script-location --disable-pip-version-check "${extra[@]}" "${INSTALL[@]}"
 fi
 # What the steps will run on (also when the install was skipped).
@@ -137,8 +137,8 @@ report = {"python": sys.version.split()[0], "device": device, "versions": versio
           "verdict": "met" if not missing else "NOT met"}
 json.dump(report, open(sys.argv[1], "w"), indent=1)
 print(f"install: {device}; " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-if missing:
-    sys.exit(f"install: still missing {missing}; see install.log")
+if missing:  # the steps still run: each fails on its own, and says so in suite.json
+    print(f"install: still missing {missing}; see install.log")
 EOF
 write_suite
 
@@ -186,4 +186,6 @@ for s in suite["steps"]:
     path = out / s["json"]
     verdict = json.loads(path.read_text()).get("verdict", "?") if path.is_file() else "no JSON"
     print(f"  {s['step']:<12} {s['status']:<8} {s['wall_s']:>4}s  verdict: {verdict}")
+# Non-zero when a step failed, timed out or left no JSON (a NOT met target is a result, not an error).
+sys.exit(1 if any(s["status"] not in ("ok", "skipped") for s in suite["steps"]) else 0)
 EOF

@@ -295,6 +295,29 @@ def print_targets(rows: list[dict[str, Any]], tiny: bool) -> list[dict[str, Any]
     return judged_targets
 
 
+def write_json(args: argparse.Namespace, device: str, rows: list[dict[str, Any]],
+               targets: list[dict[str, Any]] | None) -> None:  # fmt: skip
+    """The rows (and, once judged, the targets and the overall verdict) to ``args.json``."""
+    keep = ("length", "batch", "tokens", "ratios", "forward_mfu")
+    dump = [
+        {**{k: r[k] for k in keep}, **{v: {k: x for k, x in r[v].items() if k != "out"} for v in VARIANTS}}
+        for r in rows
+    ]
+    report = {
+        "benchmark": "reward_gpu",
+        "device": device,
+        "model": args.model,
+        "tiny": args.tiny,
+        "dtype": args.dtype,
+        "rows": dump,
+        "targets": targets or [],
+        # met only when every target is; a --tiny run's verdict says nothing about the GPU targets.
+        # "partial": written after a case, before the targets were judged (a timeout stopped the run).
+        "verdict": "partial" if targets is None else _verdict(all(t["verdict"] == "met" for t in targets)),
+    }
+    Path(args.json).write_text(json.dumps(report, indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, build the student, run every (length, batch size), print the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -361,6 +384,8 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             rows.append(r)
+            if args.json:  # after every case, so that a timeout keeps the cases done
+                write_json(args, device_name, rows, None)
     print(
         "+MB: peak above the resident model and inputs; MB: absolute peak; "
         "fwd MFU: bare forward's share of the dense bf16 peak"
@@ -377,26 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     targets = print_targets(rows, args.tiny)
     if args.json:
-        keep = ("length", "batch", "tokens", "ratios", "forward_mfu")
-        dump = [
-            {
-                **{k: r[k] for k in keep},
-                **{v: {k: x for k, x in r[v].items() if k != "out"} for v in VARIANTS},
-            }
-            for r in rows
-        ]
-        report = {
-            "benchmark": "reward_gpu",
-            "device": device_name,
-            "model": args.model,
-            "tiny": args.tiny,
-            "dtype": args.dtype,
-            "rows": dump,
-            "targets": targets,
-            # met only when every target is; a --tiny run's verdict says nothing about the GPU targets
-            "verdict": _verdict(all(t["verdict"] == "met" for t in targets)),
-        }
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        write_json(args, device_name, rows, targets)
     return 0
 
 
