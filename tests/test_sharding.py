@@ -213,7 +213,15 @@ def _collect_argv(model: str, out: Path, *extra: str) -> list[str]:
 
 @pytest.mark.slow
 def test_two_processes_collect_what_one_writes_and_filter_once(tiny_model_dir, tmp_path):
-    extra = ("--max_trace_tokens", "6", "--export_sft")
+    from rlt.data import DataArguments, load_rows
+
+    # Row 3 is also an evaluation question: decontamination drops it, once, on the main process.
+    evalset = tmp_path / "eval.jsonl"
+    row3 = load_rows(DataArguments(task="digits", task_size=7))[3]
+    evalset.write_text(json.dumps({"question": row3["question"], "solution": row3["solution"]}) + "\n")
+    n = str(len(row3["question"].split()))  # the whole question: no other row shares it
+    extra = ("--decontaminate_against", str(evalset), "--decontaminate_ngram", n, "--max_trace_tokens", "6",
+             "--export_sft")  # fmt: skip
     assert (
         cli(_collect_argv(tiny_model_dir, tmp_path / "one.jsonl", *extra, str(tmp_path / "one_sft.jsonl")))
         == 0
@@ -224,14 +232,15 @@ def test_two_processes_collect_what_one_writes_and_filter_once(tiny_model_dir, t
         )
     )
     one, two = read_records(tmp_path / "one.jsonl"), read_records(tmp_path / "two.jsonl")
-    assert [r["id"] for r in two] == [f"{i}-{k}" for i in range(7) for k in range(2)]
+    assert [r["id"] for r in two] == [f"{i}-{k}" for i in (0, 1, 2, 4, 5, 6) for k in range(2)]
     assert two == one  # same ids, same order, same traces (fp32 CPU, the same batches)
     assert len({r["completion"] for r in one}) > 1  # not vacuous
     sft = read_records(tmp_path / "two_sft.jsonl")
     assert sft == read_records(tmp_path / "one_sft.jsonl") and 0 < len(sft) < len(two)
     # Each process logs its shard; the merge and the filters run once, on the main process.
     assert len(re.findall(r"collect: shard [12]/2 wrote \d+ traces", err)) == 2
-    assert err.count("collect: merged 14 traces") == 1 and err.count("collect: exported") == 1
+    assert err.count("collect: merged 12 traces") == 1 and err.count("collect: exported") == 1
+    assert err.count("decontaminate: removed 1 of 7 rows") == 1
     assert not shards_dir(tmp_path / "two.jsonl").exists()
 
 

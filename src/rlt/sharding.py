@@ -279,7 +279,10 @@ def check_manifest(
             )
     elif write and shard.is_main:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(mine, indent=2, sort_keys=True) + "\n")
+        # Atomically: the other processes may be reading it at this moment.
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(mine, indent=2, sort_keys=True) + "\n")
+        os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------- progress
