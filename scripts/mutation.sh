@@ -2,7 +2,7 @@
 # Mutation testing (on demand, not in CI) of the modules where a silent error costs a
 # training run. Usage:
 #   scripts/mutation.sh MODULE [MUTANT-GLOB ...]
-#     MODULE: formats | jsonl | collect | rlt | logprobs
+#     MODULE: formats | jsonl | collect | rlt | logprobs  (rlt: rewards/rlt.py, rlt_config.py, rlt_tokens.py)
 #     MUTANT-GLOB: optional mutmut names to run only some mutants, e.g. 'rlt.formats.x_split_completion_ids*'
 # Each module is mutated in a fresh copy of the committed tree (git archive HEAD) under
 # .mutation/MODULE, with only the test files that exercise it (2 cores: a whole-suite run
@@ -19,7 +19,8 @@ case "$MODULE" in
             TESTS="tests/test_jsonl.py tests/test_collect.py tests/test_score.py tests/reliability/test_faults.py tests/reliability/test_score_inputs.py" ;;
   collect)  SRC=src/rlt/collect.py
             TESTS="tests/test_collect.py tests/test_decontaminate.py" ;;
-  rlt)      SRC=src/rlt/rewards/rlt.py
+  # the RLT reward, all three parts (config, token arithmetic, the reward object)
+  rlt)      SRC="src/rlt/rewards/rlt.py src/rlt/rewards/rlt_config.py src/rlt/rewards/rlt_tokens.py"
             TESTS="tests/rewards/test_rlt_config.py tests/rewards/test_rlt_reward.py tests/rewards/test_rlt_reward_qwen.py tests/rewards/test_rlt_reward_options.py tests/reliability/test_completion_faults.py tests/reliability/test_faults.py tests/reliability/test_numerics.py" ;;
   logprobs) SRC=src/rlt/rewards/logprobs.py
             TESTS="tests/rewards/test_logprobs.py tests/rewards/test_rlt_reward.py tests/reliability/test_completion_faults.py" ;;
@@ -34,7 +35,8 @@ git -C "$ROOT" archive HEAD | tar -x -C "$WORK"
   # infinite-loop mutant of split_completion_ids 17 CPU minutes; its tests run in seconds.
   echo "timeout_multiplier = 2"
   echo "source_paths = src"
-  echo "only_mutate = $SRC"
+  echo "only_mutate ="
+  for s in $SRC; do echo "    $s"; done
   echo "pytest_add_cli_args_test_selection ="
   for t in $TESTS; do echo "    $t"; done
   echo "pytest_add_cli_args ="

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from rlt.demo import style_fractions
-from rlt.demo_report import claims, paired, trace_table, write_report
+from rlt.demo.report import claims, paired, trace_table, write_report
 
 
 def _results(rlt, sft, nokl, reward, leak):
@@ -158,7 +158,7 @@ def test_e4_reward_quartiles_against_the_read_out():
 
 def test_kl_work_check_pools_reward_parts_over_seeds(tmp_path):
     from rlt.demo import reward_parts_by_style
-    from rlt.demo_report import kl_has_work, parts_table, reward_parts
+    from rlt.demo.report import kl_has_work, parts_table, reward_parts
     from rlt.tasks import DigitsTask
 
     q = "start 7; +2; *3; -1 (mod 10)"  # 7+2=9, 9*3=7, 7-1=6

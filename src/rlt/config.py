@@ -96,6 +96,17 @@ def clashing(first: Sequence[type], cls: type) -> set[str]:
     return {f.name for f in dataclasses.fields(cls)} & seen
 
 
+def option(default: Any, help: str, **metadata: Any) -> Any:
+    """A dataclass field with a default and its ``--help`` text: ``x: int = option(3, "What x is.")``.
+
+    A list or dict default gets a factory (a fresh copy per instance). ``help`` is
+    %-formatted by argparse: write ``%%`` for a percent sign.
+    """
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **metadata})
+    return field(default=default, metadata={"help": help, **metadata})
+
+
 SYSTEM_PROMPT_HELP = {
     "teacher": "Teacher system prompt; None = the chat format's (stratos: the official one), '' = none.",
     "student": "Student system prompt{of}; None = the data's `system` column, else the chat format's "

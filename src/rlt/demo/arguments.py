@@ -1,0 +1,97 @@
+"""The arguments of `rlt demo`: the full run by default, ``--quick`` for a smoke run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlt.config import option
+from rlt.errors import ConfigError
+
+
+@dataclass
+class FindingsArguments:
+    """Settings of the E5 and E6 stages (:mod:`rlt.demo.findings`), mixed into :class:`DemoArguments`."""
+
+    findings: bool = option(
+        False,
+        "Also run E5 (cold-start student RL vs RL from scratch) and E6 (the digits teachers explaining "
+        "Countdown zero-shot). 334 s more for three seeds on 2 cores (measured on a finished run).",
+    )
+    e5_rl_steps: int = option(40, "E5: student RL steps of each arm.")
+    e6_questions: int = option(500, "E6: Countdown questions each teacher explains.")
+    e6_distill_steps: int = option(300, "E6: steps of each Countdown student (batch 16).")
+    e6_eval_questions: int = option(200, "E6: held-out Countdown questions.")
+
+
+@dataclass
+class DemoArguments(FindingsArguments):
+    """Arguments of `rlt demo`. The defaults are the full run; ``--quick`` shrinks every stage."""
+
+    out: str = option("demo_out", "Output directory (results.json, report.md, plots).")
+    seeds: int = option(3, "Number of seeds (independent repetitions of everything).")
+    quick: bool = option(False, "Few steps and one seed: a smoke run in ~2 minutes.")
+    workers: int = option(3, "Seeds run in parallel in this many processes.")
+    threads: int = option(
+        0,
+        "torch threads per worker; 0 = cores / workers. Another count reorders floating-point sums "
+        "(a stand-in for another CPU): the verdicts should not change, the digits may.",
+    )
+    num_ops: int = option(3, "digits: operations per question.")
+    modulus: int = option(10, "digits: modulus.")
+    style_mix: str = option(
+        "steps:0.25,leak:0.25,wrong:0.25,filler:0.25", "Warm-up explanation styles and their weights."
+    )
+    model_size: str = option("tiny", "Tiny model size (rlt.models.TINY_SIZES).")
+    base_steps: int = option(600, "Base-model steps on single-operation questions (batch 32).")
+    pretrain_steps: int = option(1000, "Student pre-training steps (batch 32).")
+    pretrain_learning_rate: float = option(3e-3, "Student pre-training learning rate.")
+    student_min_accuracy: float = option(
+        0.95,
+        "The pre-trained student trains on, in rounds, until it reaches this accuracy on 200 fresh "
+        "questions: on some seeds' data order 1000 steps left it at 0.35-0.86 (arithmetic slips mid-chain), "
+        "and the teachers, which start from it, inherited the slips.",
+    )
+    student_extra_steps: int = option(300, "Steps of each extra pre-training round.")
+    student_extra_rounds: int = option(2, "At most this many extra rounds.")
+    kl_ablation: bool = option(
+        False,
+        "Also train and distil an RLT teacher without the KL term. Off by default: the report's "
+        "reward-parts table shows the miniature gives the KL term nothing to prevent (a leaked answer "
+        "scores below correct steps on the solution term alone); on, it costs about 3 minutes more.",
+    )
+    explain_steps: int = option(300, "Steps teaching the pre-trained model to explain in the teacher chat.")
+    warmup_steps: int = option(200, "Teacher warm-up steps on mixed styles (batch 32).")
+    warmup_learning_rate: float = option(5e-4, "Teacher warm-up learning rate.")
+    rl_steps: int = option(80, "Teacher RL steps per arm.")
+    rl_questions_per_step: int = option(8, "Questions per RL step.")
+    num_generations: int = option(8, "Completions per question (GRPO group).")
+    rl_learning_rate: float = option(3e-4, "Teacher RL learning rate.")
+    distill_questions: int = option(1000, "Training questions each teacher explains.")
+    distill_steps: int = option(
+        800,
+        "Steps of every distilled student (batch 32). At 600, students of the same traces (at least 90 "
+        "percent correct) reached 0.41-0.91 depending on the data order alone; at 800, 0.83-0.99 over 15 "
+        "trace sets.",
+    )
+    distill_learning_rate: float = option(6e-3, "Learning rate of every distilled student.")
+    eval_questions: int = option(300, "Held-out evaluation questions.")
+
+    def apply_quick(self) -> None:
+        """The smoke run: one seed, a few steps per stage."""
+        self.seeds = 1
+        self.base_steps, self.pretrain_steps, self.explain_steps, self.warmup_steps = 60, 100, 20, 30
+        self.rl_steps = 4
+        self.distill_questions, self.distill_steps, self.eval_questions = 64, 60, 48
+        self.e5_rl_steps, self.e6_questions, self.e6_distill_steps, self.e6_eval_questions = 2, 32, 10, 16
+        self.student_extra_steps = 10
+
+    def mix(self) -> dict[str, float]:
+        """``style_mix`` as ``{style: weight}``; ConfigError naming the field for a bad entry."""
+        out = {}
+        for part in self.style_mix.split(","):
+            name, _, weight = part.partition(":")
+            try:
+                out[name.strip()] = float(weight)
+            except ValueError:
+                raise ConfigError(f"style_mix: bad entry {part!r}; expected style:weight") from None
+        return out

@@ -1,0 +1,82 @@
+"""The demo's ``results.json``: every seed's numbers pooled (means of curves, per-seed lists)."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict
+from typing import Any
+
+from rlt.demo.arguments import DemoArguments
+from rlt.demo.report import ARMS
+from rlt.tasks import STYLES
+
+
+def _e4(pairs: list[tuple[float, float]]) -> dict[str, Any]:
+    """E4 for one seed: the traces of all three teachers by RLT-reward quartile against the read-out."""
+    from rlt.analyze import reward_bins, spearman
+
+    return {"n": len(pairs), "spearman": spearman(*zip(*pairs)), "bins": reward_bins(pairs, 4)}
+
+
+def _mean_curves(curves: list[list[float]]) -> list[float]:
+    n = min((len(c) for c in curves), default=0)
+    return [statistics.fmean(c[i] for c in curves) for i in range(n)]
+
+
+def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
+    """The results.json document."""
+
+    def styles(name: str) -> dict[str, list[float]]:
+        out = {}
+        for style in STYLES:
+            series = [
+                [frac[style] for _, frac in sorted(r["styles"][name].items(), key=lambda kv: int(kv[0]))]
+                for r in per_seed
+            ]
+            out[style] = _mean_curves(series)
+        return out
+
+    return {
+        "arms": {
+            arm: {
+                "accuracy": [r["accuracy"][arm] for r in per_seed],
+                **(
+                    {"trace_read_out": [r["trace_read_out"][arm] for r in per_seed]}
+                    if all(arm in r.get("trace_read_out", {}) for r in per_seed)
+                    else {}
+                ),
+            }
+            for arm in ARMS
+            if all(arm in r["accuracy"] for r in per_seed)
+        },
+        "student_accuracy": [r["student_accuracy"][-1] for r in per_seed],
+        "rl": {
+            "reward": _mean_curves([r["rl"]["rlt"]["reward"] for r in per_seed]),
+            "solution_logprob_mean": _mean_curves(
+                [r["rl"]["rlt"]["solution_logprob_mean"] for r in per_seed]
+            ),
+            "kl_mean": _mean_curves([r["rl"]["rlt"]["kl_mean"] for r in per_seed]),
+            "style_fraction": styles("rlt"),
+            **(
+                {
+                    "no_kl_reward": _mean_curves([r["rl"]["no_kl"]["reward"] for r in per_seed]),
+                    "no_kl_style_fraction": styles("no_kl"),
+                }
+                if all("no_kl" in r["rl"] for r in per_seed)
+                else {}
+            ),
+        },
+        "trace_styles": {str(r["seed"]): r["trace_styles"] for r in per_seed},
+        "e4": [_e4(r["reward_vs_read_out"]) for r in per_seed if r.get("reward_vs_read_out")],
+        **{
+            name: {arm: [r["findings"][name][arm] for r in per_seed] for arm in per_seed[0]["findings"][name]}
+            for name in ("e5", "e6")
+            if all(name in r.get("findings", {}) for r in per_seed)
+        },
+        "reward_parts_by_style": {
+            str(r["seed"]): r["reward_parts_by_style"] for r in per_seed if r.get("reward_parts_by_style")
+        },
+        "seeds": [r["seed"] for r in per_seed],
+        "config": asdict(cfg),
+        "elapsed_s": elapsed,
+    }
