@@ -652,15 +652,15 @@ def test_main_samples_with_vllm_when_asked(tiny_model_dir, tmp_path, monkeypatch
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
     engines = []
 
-    def engine(model, seed, gpu_memory_utilization):
-        engines.append((model, seed, gpu_memory_utilization))
+    def engine(model, seed, vllm_args, tok, prompts, max_new_tokens):
+        engines.append((model, seed, vllm_args.gpu_memory_utilization))
         engines.append(_FakeLLM(loading.load_tokenizer(model)))
         return engines[-1]
 
     def no_weights(*args, **kwargs):
         raise AssertionError("the teacher's weights were loaded")
 
-    monkeypatch.setattr(collect_mod, "make_vllm_engine", engine)
+    monkeypatch.setattr(collect_mod, "start_engine", engine)
     monkeypatch.setattr(loading, "load_model_and_tokenizer", no_weights)
     out = tmp_path / "v.jsonl"
     argv = _argv(tiny_model_dir, out, "--backend", "vllm", "--seed", "3", "--gpu_memory_utilization", "0.5")

@@ -25,7 +25,7 @@ def test_tokenizer_covers_tasks_and_tags():
 
 def test_named_sizes():
     want = {"nano": (32, 64, 1, 2, 1), "tiny": (64, 128, 2, 4, 2), "small": (128, 384, 4, 4, 2),
-            "base": (256, 768, 6, 8, 4)}  # fmt: skip
+            "base": (256, 768, 6, 8, 4), "tiny64": (128, 256, 2, 2, 1)}  # fmt: skip
     assert set(TINY_SIZES) == set(want)
     for name, shape in want.items():
         cfg = tiny_config(name, vocab_size=100)
@@ -37,6 +37,7 @@ def test_named_sizes():
             and cfg.tie_word_embeddings
             and cfg.hidden_size % cfg.num_attention_heads == 0
         )
+    assert tiny_config("tiny64").hidden_size // tiny_config("tiny64").num_attention_heads == 64  # vLLM on CPU
     model, tok = tiny_model("nano", seed=0)
     assert model.config.vocab_size == len(tok) and model.get_input_embeddings().weight.shape == (len(tok), 32)
     # One layer by hand (head_dim 16): q 32·32+32, k and v 32·16+16 each, o 32·32, MLP 3·32·64,

@@ -48,7 +48,6 @@ from rlt.generation import (
     choose_backend,
     generate_transformers,
     generate_vllm,
-    make_vllm_engine,
     stop_ids,
 )
 from rlt.jsonl import JsonlAppender, done_ids, read_records
@@ -67,6 +66,7 @@ from rlt.sharding import (
     timed,
     written_keys,
 )
+from rlt.vllm_engine import VLLMArguments, start_engine
 
 logger = logging.getLogger(__name__)
 
@@ -291,16 +291,6 @@ class CollectArguments:
         default=None,
         metadata={"help": "Write the (filtered) distillation rows {question, solution, explanation} here."},
     )
-    gpu_memory_utilization: float = field(
-        default=0.9, metadata={"help": "vLLM: fraction of GPU memory the engine may take."}
-    )
-    tensor_parallel_size: int = field(
-        default=1,
-        metadata={
-            "help": "vLLM: GPUs per engine. Under `accelerate launch` each process drives its own engine on "
-            "its own tensor_parallel_size GPUs (processes per node x this <= GPUs per node)."
-        },
-    )
 
 
 def manifest_settings(
@@ -341,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     from rlt.data import DataArguments, load_rows
     from rlt.loading import load_model_and_tokenizer, load_tokenizer
 
-    args, data_args = parse([CollectArguments, DataArguments], argv)
+    args, data_args, vllm_args = parse([CollectArguments, DataArguments, VLLMArguments], argv)
     if args.num_traces < 1 or args.batch_size < 1:
         raise ConfigError("num_traces, batch_size: must be >= 1")
     if args.keep_best_k is not None and not args.score_with:
@@ -376,10 +366,13 @@ def main(argv: list[str] | None = None) -> int:
     args.max_new_tokens = fit_collect_budget(args, data_args, rows)  # before any weights load
     llm = None
     if backend == "vllm":
-        # vLLM's own default is 1; passing it only when set keeps every make_vllm_engine signature.
-        tp = {"tensor_parallel_size": args.tensor_parallel_size} if args.tensor_parallel_size != 1 else {}
-        with engine_environment(shard, args.tensor_parallel_size):
-            llm = make_vllm_engine(args.teacher, args.seed, args.gpu_memory_utilization, **tp)
+        prompt_tok, tags = load_tokenizer(args.teacher), data_args.tags()
+        prompts = [
+            teacher_rl_prompt(prompt_tok, r["question"], r["solution"], tags, args.teacher_system_prompt)
+            for r in rows
+        ]
+        with engine_environment(shard, vllm_args.tensor_parallel_size):
+            llm = start_engine(args.teacher, args.seed, vllm_args, prompt_tok, prompts, args.max_new_tokens)
     if llm is None or args.score_with:
         # The transformers teacher samples (no vLLM) or gives the reward its log-probs.
         model, tok = load_model_and_tokenizer(args.teacher)

@@ -25,7 +25,6 @@ from rlt.generation import (
     choose_backend,
     generate_transformers,
     generate_vllm,
-    make_vllm_engine,
     stop_ids,
 )
 from rlt.jsonl import JsonlAppender, read_records
@@ -46,6 +45,7 @@ from rlt.sharding import (
     written_keys,
 )
 from rlt.verify import Checker, MathVerifier, extract_answer, gpqa_letter, gpqa_row, task_checker
+from rlt.vllm_engine import VLLMArguments, start_engine
 
 logger = logging.getLogger(__name__)
 
@@ -480,16 +480,6 @@ class EvalArguments:
     backend: str = field(
         default="auto", metadata={"help": "auto (vLLM when importable on a GPU), vllm, transformers."}
     )
-    gpu_memory_utilization: float = field(
-        default=0.9, metadata={"help": "vLLM: fraction of GPU memory the engine may take."}
-    )
-    tensor_parallel_size: int = field(
-        default=1,
-        metadata={
-            "help": "vLLM: GPUs per engine. Under `accelerate launch` each process drives its own engine on "
-            "its own tensor_parallel_size GPUs (e.g. 8 GPUs: 2 processes x 4 for a 32B model)."
-        },
-    )
 
 
 def _evaluate_sharded(
@@ -534,11 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     from rlt.config import parse
     from rlt.loading import load_model_and_tokenizer, load_tokenizer
 
-    (args,) = parse([EvalArguments], argv)
+    args, vllm_args = parse([EvalArguments, VLLMArguments], argv)
     if args.harness != "rlt":
         from rlt.harnesses import main_harness
 
-        return main_harness(args, argv)
+        return main_harness(args, argv, vllm_args)
     backend = choose_backend(args.backend)
     shard = current_shard()
     samples_file = Path(args.out) / "samples.jsonl"
@@ -552,11 +542,13 @@ def main(argv: list[str] | None = None) -> int:
         args.max_new_tokens = fit_eval_budget(args, task.rows)  # before any weights load
         llm = None
         if backend == "vllm":
-            # vLLM's own default is 1; passing it only when set keeps every make_vllm_engine signature.
-            tp = {"tensor_parallel_size": args.tensor_parallel_size} if args.tensor_parallel_size != 1 else {}
-            with engine_environment(shard, args.tensor_parallel_size):
-                llm = make_vllm_engine(args.model, args.seed, args.gpu_memory_utilization, **tp)
             model, tok = None, load_tokenizer(args.model)
+            tags = get_tags(args.tag_format, args.chat_format)
+            prompts = [
+                student_prompt(tok, r["question"], tags, row_system(r, args.system_prompt)) for r in task.rows
+            ]
+            with engine_environment(shard, vllm_args.tensor_parallel_size):
+                llm = start_engine(args.model, args.seed, vllm_args, tok, prompts, args.max_new_tokens)
         else:
             model, tok = load_model_and_tokenizer(args.model)
         if sharded:

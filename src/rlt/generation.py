@@ -1,4 +1,7 @@
-"""Batched generation: vLLM's offline engine when installed, transformers ``generate`` otherwise."""
+"""Batched generation: vLLM's offline engine when installed, transformers ``generate`` otherwise.
+
+The engine itself (settings, checks, start) is :mod:`rlt.vllm_engine`'s.
+"""
 
 from __future__ import annotations
 
@@ -116,10 +119,3 @@ def generate_vllm(
 def stop_ids(tokenizer: Any) -> list[int]:
     """End-of-sequence and padding ids of ``tokenizer`` (where a completion ends)."""
     return sorted({tokenizer.eos_token_id, tokenizer.pad_token_id} - {None})
-
-
-def make_vllm_engine(model: str, seed: int = 0, gpu_memory_utilization: float = 0.9, **kwargs: Any) -> Any:
-    """A ``vllm.LLM`` offline engine for ``model`` (imported lazily: vLLM is optional)."""
-    from vllm import LLM
-
-    return LLM(model=model, seed=seed, gpu_memory_utilization=gpu_memory_utilization, **kwargs)

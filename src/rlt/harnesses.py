@@ -872,7 +872,7 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return head + body
 
 
-def main_harness(args: Any, argv: list[str] | None) -> int:
+def main_harness(args: Any, argv: list[str] | None, vllm_args: Any = None) -> int:
     """`rlt eval --harness skythought|lighteval`: the harness's data, prompts, sampling and checking.
 
     The harness's sampling (n, temperature, budget, seed, system prompt) applies unless the
@@ -881,8 +881,9 @@ def main_harness(args: Any, argv: list[str] | None) -> int:
     """
     import sys
 
-    from rlt.generation import choose_backend, make_vllm_engine
+    from rlt.generation import choose_backend
     from rlt.loading import load_model_and_tokenizer, load_tokenizer
+    from rlt.vllm_engine import VLLMArguments, start_engine
 
     spec = get_spec(args.harness, args.task)
     given = _given_flags(sys.argv[1:] if argv is None else argv)
@@ -902,8 +903,9 @@ def main_harness(args: Any, argv: list[str] | None) -> int:
     backend = choose_backend(args.backend)
     llm = None
     if backend == "vllm":
-        llm = make_vllm_engine(args.model, seed, args.gpu_memory_utilization)
         model, tok = None, load_tokenizer(args.model)
+        prompts = [chat_prompt(tok, q["question"], system) for q in questions]
+        llm = start_engine(args.model, seed, vllm_args or VLLMArguments(), tok, prompts, max_new_tokens)
     else:
         model, tok = load_model_and_tokenizer(args.model)
     summary, samples = run_harness(

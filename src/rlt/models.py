@@ -96,6 +96,8 @@ TINY_SIZES: dict[str, TinySize] = {
     "tiny": TinySize(64, 128, 2, 4, 2),
     "small": TinySize(128, 384, 4, 4, 2),
     "base": TinySize(256, 768, 6, 8, 4),
+    # head_dim 64: the smallest of the head sizes vLLM's CPU attention supports (rlt.vllm_engine)
+    "tiny64": TinySize(128, 256, 2, 2, 1),
 }
 DEFAULT_SIZE = "tiny"
 

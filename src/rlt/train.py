@@ -169,6 +169,13 @@ class RLTTrainArguments:
     rlt_log_completions_num: int = field(
         default=4, metadata={"help": "Completions per sample written to completions.jsonl."}
     )
+    rlt_vllm_dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "dtype of TRL's colocated vLLM engine (use_vllm): auto (vLLM's choice: bf16/fp16 for an fp32 "
+            "checkpoint), bfloat16, float16 or float32 (rollouts from exactly the policy's fp32 weights)."
+        },
+    )
     rlt_per_rank_logs: bool = field(
         default=False,
         metadata={
@@ -320,10 +327,10 @@ class RLTGRPOTrainer(GRPOTrainer):
     ) -> None:
         grpo_args = kwargs.get("args")
         if grpo_args is not None and grpo_args.use_vllm:
-            from rlt.vllm_engine import cpu_linear_weights_kept
+            from rlt.vllm_engine import trl_colocated_engine
 
-            # TRL builds its colocated engine in here; on vLLM's CPU build its weights must stay syncable.
-            with cpu_linear_weights_kept():
+            # TRL builds its colocated engine in here: our dtype, and syncable weights on vLLM's CPU build.
+            with trl_colocated_engine((rlt_args or RLTTrainArguments()).rlt_vllm_dtype):
                 super().__init__(*args, **kwargs)
         else:
             super().__init__(*args, **kwargs)
