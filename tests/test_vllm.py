@@ -351,3 +351,14 @@ def test_lora_teacher_trains_with_vllm_and_syncs_merged_weights(teacher_dir, stu
     assert probe["peft"] is True
     assert probe["engine_vs_policy_max_diff"] < 1e-5  # merged adapters, as TRL pushes them
     assert probe["engine_greedy"] == probe["policy_greedy"]
+
+
+def test_generation_benchmark_prints_its_ratio():
+    proc = subprocess.run(
+        [sys.executable, str(TESTS.parent / "benchmarks" / "generation.py"), "--batch-sizes", "1", "4",
+         "--new_tokens", "8", "--repeats", "1"],
+        capture_output=True, text=True, env={**os.environ, **ENV}, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("batch")]
+    assert len(rows) == 2 and all("vLLM / transformers" in r and r.endswith("x") for r in rows)
