@@ -28,6 +28,7 @@ from rlt.generation import (
     stop_ids,
 )
 from rlt.jsonl import JsonlAppender, read_records
+from rlt.metrics import pass_at_k
 from rlt.sharding import (
     Shard,
     barrier,
@@ -65,21 +66,6 @@ __all__ = [
     "EvalTask", "MathVerifier", "evaluate_model", "gpqa_letter", "gpqa_row", "load_aime24", "load_eval_task",
     "load_gpqa_diamond", "load_math500", "pass_at_k",
 ]  # fmt: skip
-
-
-# --------------------------------------------------------------------------- pass@k
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k: ``1 − C(n−c, k) / C(n, k)``, as a product (no huge binomials)."""
-    if k > n:
-        raise ValueError(f"k={k} > n={n} samples")
-    if n - c < k:
-        return 1.0
-    prob_all_wrong = 1.0
-    for i in range(n - c + 1, n + 1):
-        prob_all_wrong *= 1.0 - k / i
-    return 1.0 - prob_all_wrong
 
 
 # --------------------------------------------------------------------------- tasks
