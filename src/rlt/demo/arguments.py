@@ -21,6 +21,29 @@ class FindingsArguments:
     e6_questions: int = option(500, "E6: Countdown questions each teacher explains.")
     e6_distill_steps: int = option(300, "E6: steps of each Countdown student (batch 16).")
     e6_eval_questions: int = option(200, "E6: held-out Countdown questions.")
+    cold_starts: bool = option(
+        False,
+        "E5 as the paper means it: the same student RL (correctness reward) after each cold start "
+        "(the students of the RLT teacher's, the warm-up teacher's and no explanations), accuracy "
+        "before and after. Cost: measured in the README (minutes on 2 cores, on a finished run).",
+    )
+    cold_start_rl_steps: int = option(80, "--cold_starts: student RL steps of every arm (8 questions x 8).")
+    kl_work: bool = option(
+        False,
+        "A miniature where the KL term has work: a frozen student also trained on `leak` traces (a "
+        "stated answer persuades it), the reward's parts by style under it, then teacher RL against it "
+        "with and without the KL term (only where leaking pays without it), traces, students. "
+        "Cost: measured in the README (minutes on 2 cores, on a finished run).",
+    )
+    kl_work_leak_share: float = option(
+        0.5, "--kl_work: share of `leak` traces in the persuaded student's data."
+    )
+    kl_work_steps: int = option(300, "--kl_work: steps training the frozen student on that mix (batch 32).")
+    kl_work_tolerance: float = option(
+        0.05,
+        "--kl_work: leaking pays without the KL term when its no-KL reward is at least correct steps' "
+        "minus this (nats): both near 0 is a tie the no-KL reward cannot break.",
+    )
 
 
 @dataclass
@@ -84,6 +107,7 @@ class DemoArguments(FindingsArguments):
         self.distill_questions, self.distill_steps, self.eval_questions = 64, 60, 48
         self.e5_rl_steps, self.e6_questions, self.e6_distill_steps, self.e6_eval_questions = 2, 32, 10, 16
         self.student_extra_steps = 10
+        self.cold_start_rl_steps, self.kl_work_steps = 2, 10
 
     def mix(self) -> dict[str, float]:
         """``style_mix`` as ``{style: weight}``; ConfigError naming the field for a bad entry."""

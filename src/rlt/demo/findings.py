@@ -28,8 +28,12 @@ from rlt.demo.common import (
 from rlt.tasks import CountdownTask
 
 
-def student_rl(run: SeedRun, model: Path, out_dir: Path) -> None:
-    """``rlt train`` of a student from ``model`` with the correctness reward (E5's RL, both arms)."""
+def student_rl(run: SeedRun, model: Path, out_dir: Path, steps: int | None = None) -> None:
+    """``rlt train`` of a student from ``model`` with the correctness reward (E5's RL, every arm).
+
+    ``steps`` defaults to ``e5_rl_steps``; the questions, samples, seed and learning rate are
+    the same for every arm and every caller (:mod:`rlt.demo.cold_starts` too).
+    """
     from rlt import train
 
     cfg, task = run.cfg, run.task
@@ -37,7 +41,7 @@ def student_rl(run: SeedRun, model: Path, out_dir: Path) -> None:
         "--model_name_or_path", str(model), "--task", "digits", "--task_size", "2000",
         "--task_seed", str(run.base + 7), "--num_ops", str(task.num_ops), "--modulus", str(task.modulus),
         "--policy", "student", "--reward_funcs", "correctness", "--chat_format", "compact",
-        "--student_system_prompt", "", "--max_steps", str(cfg.e5_rl_steps),
+        "--student_system_prompt", "", "--max_steps", str(cfg.e5_rl_steps if steps is None else steps),
         "--per_device_train_batch_size", "64", "--num_generations", "8", "--temperature", "0.7",
         "--max_completion_length", "48", "--learning_rate", str(cfg.rl_learning_rate),
         "--lr_scheduler_type", "constant", "--beta", "0", "--loss_type", "grpo",

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rlt.demo.report_studies import cold_start_claims, cold_start_table, kl_work_claims, kl_work_tables
+from rlt.demo.stats import Paired, mean_std, paired  # noqa: F401 - re-exported
+from rlt.demo.stats import trend as _trend
 from rlt.tasks import STYLES
 
 ARMS = ("no_explanation", "sft_teacher", "rlt_teacher", "rlt_no_kl_teacher")
@@ -27,67 +29,6 @@ ARM_LABELS = {
 def arms_of(results: dict[str, Any]) -> list[str]:
     """The arms this run has, in report order (the no-KL arm only with ``--kl_ablation``)."""
     return [arm for arm in ARMS if arm in results["arms"]]
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
-
-
-@dataclass(frozen=True)
-class Paired:
-    """A paired comparison of two arms over seeds (every arm of a seed shares its base, student, data).
-
-    ``diffs`` are the per-seed differences ``a − b``; ``wins`` how many are > 0; ``sign_p`` the
-    one-sided sign-test p-value P(≥ wins of n | no effect) (ties count against the claim);
-    ``ci`` the 95 % percentile bootstrap interval of the mean difference (resampling seeds,
-    10,000 draws, a fixed generator: the same interval on every machine); ``d_z`` the paired
-    effect size mean/sd of the differences (None below two seeds or with sd 0).
-    """
-
-    diffs: tuple[float, ...]
-    wins: int
-    sign_p: float
-    ci: tuple[float, float]
-    d_z: float | None
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.diffs)
-
-    @property
-    def held(self) -> bool:
-        """The claim a > b holds: every seed agrees and the interval excludes 0."""
-        return self.wins == len(self.diffs) and self.ci[0] > 0
-
-    def describe(self) -> str:
-        dz = "n/a" if self.d_z is None else f"{self.d_z:.2f}"
-        return (
-            f"per-seed difference {self.mean:+.3f} (95 % bootstrap CI {self.ci[0]:+.3f} … {self.ci[1]:+.3f}); "
-            f"{self.wins}/{len(self.diffs)} seeds, one-sided sign test p = {self.sign_p:.3f}; effect size d_z = {dz}"
-        )
-
-
-def paired(a: list[float], b: list[float], draws: int = 10_000) -> Paired:
-    """:class:`Paired` statistics of ``a`` against ``b`` (same seeds, same order)."""
-    import random
-    from math import comb
-
-    diffs = tuple(x - y for x, y in zip(a, b))
-    n = len(diffs)
-    wins = sum(d > 0 for d in diffs)
-    sign_p = sum(comb(n, k) for k in range(wins, n + 1)) / 2**n
-    rng = random.Random(0)
-    means = sorted(statistics.fmean(rng.choices(diffs, k=n)) for _ in range(draws))
-    ci = (means[int(0.025 * draws)], means[int(0.975 * draws) - 1])
-    sd = statistics.stdev(diffs) if n > 1 else 0.0
-    return Paired(diffs, wins, sign_p, ci, statistics.fmean(diffs) / sd if sd > 0 else None)
-
-
-def _trend(values: list[float]) -> float:
-    """Mean of the last quarter minus mean of the first quarter of a series."""
-    q = max(1, len(values) // 4)
-    return statistics.fmean(values[-q:]) - statistics.fmean(values[:q])
 
 
 def style_shares(results: dict[str, Any], arm: str) -> dict[str, float] | None:
@@ -179,7 +120,10 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     seed agrees and the bootstrap interval of the mean difference excludes 0. With 3 seeds
     the smallest one-sided sign-test p is 0.125; the evidence says so rather than hiding it.
     """
-    return _student_claims(results) + _finding_claims(results) + _rl_claims(results)
+    return (
+        _student_claims(results) + _finding_claims(results) + cold_start_claims(results)
+        + kl_work_claims(results) + _rl_claims(results)
+    )  # fmt: skip
 
 
 def _student_claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
@@ -420,6 +364,15 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
                 + work[1]
                 + ".",
             ]
+    for title, body in (
+        (
+            "E5: cold start vs cold start under the same student RL (held-out accuracy)",
+            cold_start_table(results),
+        ),
+        ("The KL miniature: a frozen student that a stated answer persuades", kl_work_tables(results)),
+    ):
+        if body:
+            lines += ["", f"## {title}", "", body]
     lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in pictures]
     lines += ["", "## Settings", "", "```json", json.dumps(results["config"], indent=2), "```", ""]
     path = out_dir / "report.md"

@@ -23,6 +23,42 @@ def _mean_curves(curves: list[list[float]]) -> list[float]:
     return [statistics.fmean(c[i] for c in curves) for i in range(n)]
 
 
+def _cold_starts(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
+    """``--cold_starts`` pooled: ``{arm: {"before": [per seed], "after": [per seed]}}``; {} without it."""
+    if not per_seed or not all("cold_starts" in r.get("findings", {}) for r in per_seed):
+        return {}
+    arms = per_seed[0]["findings"]["cold_starts"]
+    return {
+        arm: {
+            when: [r["findings"]["cold_starts"][arm][when] for r in per_seed] for when in ("before", "after")
+        }
+        for arm in arms
+    }
+
+
+def _kl_work(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+    """``--kl_work`` pooled: per seed the check's parts and verdict; the RL arms where every seed ran them."""
+    if not per_seed or not all("kl_work" in r.get("findings", {}) for r in per_seed):
+        return {}
+    seeds = [r["findings"]["kl_work"] for r in per_seed]
+    out: dict[str, Any] = {
+        "parts": {str(r["seed"]): k["parts"] for r, k in zip(per_seed, seeds)},
+        "leak_pays": [k["leak_pays"] for k in seeds],
+        "persuaded_accuracy": [k["persuaded_accuracy"] for k in seeds],
+    }
+    if all("arms" in k for k in seeds):
+        out["arms"] = {
+            arm: {
+                "accuracy": [k["arms"][arm]["accuracy"] for k in seeds],
+                "leak_share": [k["arms"][arm]["leak_share"] for k in seeds],
+                "rl_leak": _mean_curves([k["arms"][arm]["rl_leak"] for k in seeds]),
+                "trace_styles": [k["arms"][arm]["trace_styles"] for k in seeds],
+            }
+            for arm in seeds[0]["arms"]
+        }
+    return out
+
+
 def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float) -> dict[str, Any]:
     """The results.json document."""
 
@@ -73,6 +109,8 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
             for name in ("e5", "e6")
             if all(name in r.get("findings", {}) for r in per_seed)
         },
+        **({"cold_starts": cs} if (cs := _cold_starts(per_seed)) else {}),
+        **({"kl_work": kw} if (kw := _kl_work(per_seed)) else {}),
         "reward_parts_by_style": {
             str(r["seed"]): r["reward_parts_by_style"] for r in per_seed if r.get("reward_parts_by_style")
         },

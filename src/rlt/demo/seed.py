@@ -6,8 +6,10 @@ import time
 from typing import Any
 
 from rlt.demo.arguments import DemoArguments
+from rlt.demo.cold_starts import cold_starts
 from rlt.demo.common import Report, SeedRun
 from rlt.demo.findings import run_findings
+from rlt.demo.kl_work import kl_work
 from rlt.demo.setup_models import SetUp, set_up
 from rlt.demo.students import Students, teach_students
 from rlt.demo.teachers import Teachers, train_teachers
@@ -26,6 +28,10 @@ def run_seed(cfg: DemoArguments, seed: int, report: Report = _print_report) -> d
     traces = collect_all(run, teachers.arms)  # 4a: every teacher explains the distillation questions
     students = teach_students(run, setup, teachers, traces)  # 4b-5: read out, distil, evaluate
     findings = run_findings(run) if cfg.findings else {}  # E5, E6
+    if cfg.cold_starts:  # E5 as the paper means it: cold start vs cold start under the same RL
+        findings["cold_starts"] = cold_starts(run)
+    if cfg.kl_work:  # a frozen student a stated answer persuades; the KL ablation against it
+        findings["kl_work"] = kl_work(run)
     return seed_results(run, setup, teachers, students, findings)
 
 

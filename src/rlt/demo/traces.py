@@ -86,15 +86,26 @@ def read_out(student: Any, tok: Any, task: Any, rows: list[dict[str, Any]]) -> d
     return {"accuracy": sum(correct) / max(1, len(rows)), "correct": correct}
 
 
-def trace_rewards(student: Any, teacher: Any, tok: Any, rows: list[dict[str, Any]]) -> list[dict[str, float]]:
+def trace_rewards(
+    student: Any,
+    teacher: Any,
+    tok: Any,
+    rows: list[dict[str, Any]],
+    kl_coefs: list[tuple[float, str]] | None = None,
+) -> list[dict[str, float]]:
     """The RLT reward of each collected trace and its two terms (its own teacher, the frozen student).
 
     For E4 (reward against outcome) and for the check of what the KL term has to do (reward
-    parts by explanation style).
+    parts by explanation style). ``kl_coefs`` replaces the reward's KL coefficients (the
+    paper's by default; ``[(0.0, "mean")]`` scores the reward without the KL term).
     """
     from rlt.rewards import RLTReward, RLTRewardConfig
 
     cfg = RLTRewardConfig(chat_format="compact", student_system_prompt="", teacher_system_prompt="")
+    if kl_coefs is not None:
+        cfg = RLTRewardConfig(
+            chat_format="compact", student_system_prompt="", teacher_system_prompt="", kl_coefs=kl_coefs
+        )
     reward = RLTReward(student, tok, cfg, teacher=teacher, teacher_tokenizer=tok)
     out: list[dict[str, float]] = []
     for lo in range(0, len(rows), 128):
@@ -111,13 +122,13 @@ def trace_rewards(student: Any, teacher: Any, tok: Any, rows: list[dict[str, Any
 
 
 def reward_parts_by_style(
-    task: Any, rows: list[dict[str, Any]], parts: list[dict[str, float]]
+    task: Any, rows: list[dict[str, Any]], parts: list[dict[str, float]], keys: tuple[str, ...] = REWARD_PARTS
 ) -> dict[str, dict[str, float]]:
-    """Mean reward parts of ``rows`` per explanation style (``task.classify_style``), with counts ``n``."""
+    """Mean reward parts ``keys`` of ``rows`` per explanation style (``task.classify_style``), with counts ``n``."""
     groups: dict[str, list[dict[str, float]]] = {}
     for r, p in zip(rows, parts):
         groups.setdefault(task.classify_style(r["question"], r["explanation"]), []).append(p)
     return {
-        style: {"n": len(ps), **{k: statistics.fmean(p[k] for p in ps) for k in REWARD_PARTS}}
+        style: {"n": len(ps), **{k: statistics.fmean(p[k] for p in ps) for k in keys}}
         for style, ps in groups.items()
     }
