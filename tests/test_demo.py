@@ -119,8 +119,10 @@ def test_quick_demo_end_to_end(tmp_path):
     stamps = {p: p.stat().st_mtime_ns for p in seed_dir.glob("*/model.safetensors")}
     stamps |= {p: p.stat().st_mtime_ns for p in seed_dir.glob("eval_*.json")}
     assert len(stamps) >= 4 + 6  # 4 distilled students + base, student, teachers; 4 evaluations
-    # ... and adding --findings to the finished run only runs E5 and E6
-    assert cli(["demo", "--quick", "--kl_ablation", "true", "--findings", "--out", str(out)]) == 0
+    # ... and adding --findings, --cold_starts and --kl_work to the finished run only runs those stages
+    # (a tolerance that makes the KL check pass, so the quick run reaches the KL arms too)
+    extra = ["--findings", "--cold_starts", "--kl_work", "--kl_work_tolerance", "1000"]
+    assert cli(["demo", "--quick", "--kl_ablation", "true", *extra, "--out", str(out)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     again = json.loads((out / "results.json").read_text())
     assert again["arms"] == res["arms"] and "e5" not in res
@@ -136,6 +138,29 @@ def test_quick_demo_end_to_end(tmp_path):
     assert len((seed_dir / "e6_traces_rlt_teacher.jsonl").read_text().splitlines()) == 32
     report = (out / "report.md").read_text()
     assert "| E5: student RL" in report and "| E6: explaining Countdown" in report
+    _check_studies(again, seed_dir, report)
+
+
+def _check_studies(res, seed_dir, report):
+    """The quick run's --cold_starts and --kl_work numbers are those of their own files."""
+    cold = res["cold_starts"]
+    assert list(cold) == ["rlt_teacher", "sft_teacher", "no_explanation"]
+    for arm, v in cold.items():  # before: the distilled student's evaluation; after: the RL'd student's
+        assert v["before"] == [res["arms"][arm]["accuracy"][0]]
+        assert v["after"] == [json.loads((seed_dir / f"eval_e5c_{arm}.json").read_text())]
+        assert (seed_dir / f"e5c_{arm}" / "model.safetensors").exists()
+    kw = res["kl_work"]
+    assert set(kw["parts"]["0"]) == {"ordinary", "persuaded"} and kw["leak_pays"] == [True]
+    for parts in kw["parts"]["0"].values():  # 64 distillation questions, each in every style
+        assert {s: p["n"] for s, p in parts.items()} == {"steps": 64, "leak": 64, "wrong": 64, "filler": 64}
+    assert kw["persuaded_accuracy"] == [json.loads((seed_dir / "eval_student_persuaded.json").read_text())]
+    for arm in ("with_kl", "no_kl"):
+        v = kw["arms"][arm]
+        assert v["accuracy"] == [json.loads((seed_dir / f"eval_kl_work_{arm}.json").read_text())["accuracy"]]
+        assert sum(v["trace_styles"][0].values()) == 64 and 0 <= v["leak_share"][0] <= 1
+        assert len(v["rl_leak"]) == res["config"]["rl_steps"]  # one logged share per RL step
+    assert "## E5: cold start vs cold start" in report and "## The KL miniature" in report
+    assert "| KL miniature: without the KL term its students learn less" in report
 
 
 def test_e4_reward_quartiles_against_the_read_out():
