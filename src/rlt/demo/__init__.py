@@ -29,8 +29,11 @@ The package, in the order of a seed (:func:`rlt.demo.seed.run_seed` lists the st
 - :mod:`~rlt.demo.traces`: stage 4a (collection) and what traces are worth (read-out, rewards, styles);
 - :mod:`~rlt.demo.students`: stages 4b-5 (read-out per arm, distillation, evaluation);
 - :mod:`~rlt.demo.findings`: E5 and E6 (``--findings``);
+- :mod:`~rlt.demo.cold_starts`: E5 as cold start vs cold start under the same student RL (``--cold_starts``);
+- :mod:`~rlt.demo.kl_work`: a frozen student a stated answer persuades, and the KL ablation against it (``--kl_work``);
 - :mod:`~rlt.demo.seed`: one seed as its list of stages; :mod:`~rlt.demo.results`: seeds pooled;
 - :mod:`~rlt.demo.report`: the paper's claims against the numbers, tables, plots;
+- :mod:`~rlt.demo.report_studies`: the two studies' claims and tables; :mod:`~rlt.demo.stats`: paired statistics;
 - :mod:`~rlt.demo.run`: ``main``, the seeds in worker processes.
 """
 
