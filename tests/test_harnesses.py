@@ -333,3 +333,30 @@ def test_eval_cli_harness_writes_results_and_table(tiny_model_dir, tmp_path):
         "| math500 | skythought (NovaSky-AI/SkyThought@4bb8f3e) | 1 | 0.0 | 1.0 | 4 |"
         in (out / "table.md").read_text()
     )
+
+
+def test_eval_cli_harness_budget_follows_the_commands_rule(tmp_path, capsys, caplog):
+    """The harness's 32,768 tokens on a 1,500-token-context model (the Sky-T1 prompt alone is 1,331 character tokens): capped with one logged line; the
+    same budget given on the command line: refused, naming the field (rlt.budgets' rule)."""
+    import logging
+
+    from rlt.models import save_tiny_model
+
+    model = str(save_tiny_model(tmp_path / "short", size="nano", max_position_embeddings=1500))
+    data = _write(tmp_path, "math500", MATH500)
+    argv = ["eval", "--harness", "skythought", "--model", model, "--task", "math500", "--dataset_name", data,
+            "--backend", "transformers", "--math_timeout", "60", "--out", str(tmp_path / "ev")]  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="rlt"):
+        assert cli(argv) == 0
+    capped = [r.getMessage() for r in caplog.records if "capped at" in r.getMessage()]
+    assert len(capped) == 1 and capped[0].startswith("rlt eval: max_new_tokens capped at ")
+    room = int(capped[0].split("capped at ")[1].split()[0])
+    assert (
+        0 < room < 1500
+        and json.loads((tmp_path / "ev" / "results.json").read_text())["max_new_tokens"] == room
+    )
+    capsys.readouterr()
+    assert cli([*argv, "--max_new_tokens", "32768"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("rlt eval: error: max_new_tokens: 32768 new tokens do not fit: ")
+    assert err.endswith(f"set --max_new_tokens {room} or less")

@@ -319,7 +319,12 @@ def main_harness(args: Any, argv: list[str] | None, vllm_args: Any = None) -> in
     import sys
 
     from rlt.generation import choose_backend
-    from rlt.loading import load_model_and_tokenizer, load_tokenizer
+    from rlt.loading import (
+        check_generation_budget,
+        load_model_and_tokenizer,
+        load_tokenizer,
+        longest_prompt_tokens,
+    )
     from rlt.vllm_engine import VLLMArguments, start_engine
 
     spec = get_spec(args.harness, args.task)
@@ -333,15 +338,21 @@ def main_harness(args: Any, argv: list[str] | None, vllm_args: Any = None) -> in
     questions = build_questions(args.harness, args.task, rows, seed)
     if args.limit:
         questions = questions[: args.limit]  # after the shuffle, as SkyThought's --start/--end
+    tok = load_tokenizer(args.model)
+    prompts = [chat_prompt(tok, q["question"], system) for q in questions]
+    # The rule of every command (rlt.budgets): the harness's budget is capped to the model's
+    # context with one logged line; a --max_new_tokens given on the command line is refused.
+    max_new_tokens = check_generation_budget(
+        args.model, longest_prompt_tokens(tok, prompts), max_new_tokens, "max_new_tokens",
+        explicit="max_new_tokens" in given, command="rlt eval",
+    )  # fmt: skip
     logger.info(
         f"eval {args.task} as {spec.source}: {len(questions)} questions, n={num_samples}, "
         f"temperature {temperature}, top_p {spec.top_p}, {max_new_tokens} new tokens, seed {seed}"
     )
-    backend = choose_backend(args.backend)
     llm = None
-    if backend == "vllm":
-        model, tok = None, load_tokenizer(args.model)
-        prompts = [chat_prompt(tok, q["question"], system) for q in questions]
+    if choose_backend(args.backend) == "vllm":
+        model = None
         llm = start_engine(args.model, seed, vllm_args or VLLMArguments(), tok, prompts, max_new_tokens)
     else:
         model, tok = load_model_and_tokenizer(args.model)
