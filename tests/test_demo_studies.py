@@ -162,3 +162,21 @@ def test_kl_work_pooled_over_seeds():
     assert out["arms"]["no_kl"]["accuracy"] == [0.0, 0.1] and out["arms"]["no_kl"]["rl_leak"] == [0.0, 0.5]
     assert "arms" not in _kl_work([seed(0), seed(1, arms=False)])  # a seed without the arms: no arms
     assert _kl_work([{"seed": 0, "findings": {}}]) == {}
+
+
+def test_a_study_redoes_its_stages_when_its_settings_change(tmp_path):
+    from rlt.demo.common import guard_settings
+
+    (tmp_path / "e5c_rlt_teacher").mkdir()
+    (tmp_path / "e5c_rlt_teacher" / ".rlt_stage_done").write_text("")
+    (tmp_path / "eval_e5c_rlt_teacher.json").write_text("0.5")
+    (tmp_path / "eval_rlt_teacher.json").write_text("{}")  # not the study's: kept
+    outputs = ("e5c_*", "eval_e5c_*")
+    guard_settings(tmp_path, "cold_starts", {"steps": 80}, outputs)
+    guard_settings(tmp_path, "cold_starts", {"steps": 80}, outputs)  # same settings: kept
+    assert (tmp_path / "e5c_rlt_teacher" / ".rlt_stage_done").exists()
+    guard_settings(tmp_path, "cold_starts", {"steps": 40}, outputs)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cold_starts_settings.json",
+        "eval_rlt_teacher.json",
+    ]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 
-from rlt.demo.common import SeedRun, cached_json, evaluate_dir
+from rlt.demo.common import SeedRun, cached_json, evaluate_dir, guard_settings
 from rlt.demo.findings import student_rl
 
 # The cold starts compared, in report order: each is the distilled student ``student_<arm>``.
@@ -43,6 +43,7 @@ def cold_start_rl(run: SeedRun, arm: str) -> dict[str, float]:
 
 def cold_starts(run: SeedRun) -> dict[str, dict[str, float]]:
     """Every cold start's accuracy before and after the same student RL, ``{arm: {before, after}}``."""
+    guard_settings(run.root, "cold_starts", {"steps": run.cfg.cold_start_rl_steps}, ("e5c_*", "eval_e5c_*"))
     out = {arm: cold_start_rl(run, arm) for arm in COLD_START_ARMS}
     run.note("cold starts (before → after RL): " + "; ".join(
         f"{arm} {v['before']:.3f} → {v['after']:.3f}" for arm, v in out.items()

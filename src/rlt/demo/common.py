@@ -88,6 +88,21 @@ def evaluate_dir(
     return float(res["accuracy"])
 
 
+def guard_settings(root: Path, name: str, settings: dict[str, Any], outputs: tuple[str, ...]) -> None:
+    """Remove an opt-in study's outputs (glob patterns under ``root``) when its settings changed.
+
+    A study's settings are left out of ``settings.json`` (adding the study to a finished run
+    keeps the run's stages), so the study keeps its own, ``<name>_settings.json``: a re-run
+    with other values redoes the study instead of reusing stages computed with the old ones.
+    """
+    path, text = root / f"{name}_settings.json", json.dumps(settings, sort_keys=True)
+    if path.exists() and path.read_text() != text:
+        for pattern in outputs:
+            for old in root.glob(pattern):
+                shutil.rmtree(old) if old.is_dir() else old.unlink()
+    path.write_text(text)
+
+
 @dataclass
 class SeedRun:
     """One seed's run: its directory, task and data, and :meth:`stage`, which skips finished stages."""

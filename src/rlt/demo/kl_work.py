@@ -28,7 +28,15 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from rlt.demo.common import SeedRun, cached_json, evaluate_dir, read_jsonl, sft_args, write_jsonl
+from rlt.demo.common import (
+    SeedRun,
+    cached_json,
+    evaluate_dir,
+    guard_settings,
+    read_jsonl,
+    sft_args,
+    write_jsonl,
+)
 from rlt.demo.students import distil, evaluate_student
 from rlt.demo.teachers import rl_teacher
 from rlt.demo.traces import collect_all, reward_parts_by_style, style_fractions, trace_rewards
@@ -38,6 +46,8 @@ from rlt.tasks import STYLES
 KL_WORK_ARMS = {"with_kl": "3.0:mean,0.03:max", "no_kl": "0:mean,0:max"}
 PARTS = ("reward", "reward_no_kl", "solution_logprob_mean", "kl_mean")
 CHECK_QUESTIONS = 200
+# What the stage writes, removed when its settings change (:func:`rlt.demo.common.guard_settings`).
+OUTPUTS = ("student_persuaded", "eval_student_persuaded.json", "kl_work_*", "*_kl_work_*")
 
 
 def persuaded_student(run: SeedRun, student: Path) -> Path:
@@ -141,6 +151,8 @@ def ablation(run: SeedRun, persuaded: Path) -> dict[str, dict[str, Any]]:
 
 def kl_work(run: SeedRun) -> dict[str, Any]:
     """The KL miniature for one seed: the check, then (only where leaking pays without KL) the ablation."""
+    settings = {"leak_share": run.cfg.kl_work_leak_share, "steps": run.cfg.kl_work_steps}
+    guard_settings(run.root, "kl_work", settings, OUTPUTS)
     persuaded = persuaded_student(run, run.root / "student")
     out = check(run, persuaded)
     leak, steps = (out["parts"]["persuaded"].get(s, {}).get("reward_no_kl") for s in ("leak", "steps"))
