@@ -170,6 +170,24 @@ def test_engine_environment_shows_only_the_process_gpus_and_restores(monkeypatch
             pass
 
 
+def test_cpu_engines_of_one_machine_bind_disjoint_cores(monkeypatch):
+    """No GPU visible (vLLM's CPU build): each process's engine gets its own cores, the launcher's world hidden."""
+    from rlt.vllm_engine import cpu_cores_for
+
+    assert [cpu_cores_for(i, 2, cores=[0, 1, 2, 3]) for i in range(2)] == ["0,1", "2,3"]
+    assert [cpu_cores_for(i, 3, cores=[4, 5, 6, 7]) for i in range(3)] == ["4", "5", "6"]
+    with pytest.raises(ConfigError, match="^num_processes: 3 vLLM CPU engines on one machine with 2 cores"):
+        cpu_cores_for(0, 3, cores=[0, 1])
+    with pytest.raises(ConfigError, match="^tensor_parallel_size: 2 needs GPUs"):
+        cpu_cores_for(0, 1, 2, cores=[0, 1])
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    with engine_environment(Shard(1, 2, 1, 2), 1) as gpus:
+        assert gpus == [] and os.environ["VLLM_CPU_OMP_THREADS_BIND"] == "1" and "RANK" not in os.environ
+    assert "VLLM_CPU_OMP_THREADS_BIND" not in os.environ and os.environ["RANK"] == "1"
+
+
 def test_progress_counts_the_lines_every_shard_writes(tmp_path):
     files = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
     _write(files[0], [{"id": 1}])  # there before the start: not counted

@@ -168,6 +168,41 @@ def _rlt(*argv: str, timeout: int = 900) -> subprocess.CompletedProcess:
     )
 
 
+def test_two_processes_with_their_own_engines_write_what_one_engine_writes(
+    engine, teacher, teacher_dir, tmp_path
+):
+    """`accelerate launch` of 2 CPU processes, each with its own vLLM engine on its own core:
+    the merged traces equal one engine's (every trace has its own seed)."""
+    from rlt.collect import collect_traces
+    from rlt.data import DataArguments, load_rows
+    from rlt.jsonl import read_records
+
+    _, tok = teacher
+    port = subprocess.run([sys.executable, "-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); "
+                           "print(s.getsockname()[1])"], capture_output=True, text=True).stdout.strip()  # fmt: skip
+    accelerate = str(Path(sys.executable).with_name("accelerate"))
+    out = tmp_path / "two.jsonl"
+    argv = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", port,
+            "-m", "rlt.cli", "collect", "--teacher", teacher_dir, "--task", "digits", "--task_size", "4",
+            "--num_traces", "2", "--batch_size", "2", "--temperature", "1.0", "--max_new_tokens", "16",
+            "--seed", "4", "--backend", "vllm", "--vllm_dtype", "float32", "--enforce_eager", "true",
+            "--out", str(out)]  # fmt: skip
+    env = {**os.environ, **ENV, "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stderr.count("vllm: starting an engine") == 2  # one engine per process
+    assert "collect: merged 8 traces" in proc.stderr
+    rows = load_rows(DataArguments(task="digits", task_size=4)).to_list()
+    collect_traces(None, tok, rows, tmp_path / "one.jsonl", llm=engine, num_traces=2, temperature=1.0,
+                   max_new_tokens=16, seed=4, progress=False)  # fmt: skip
+    two, one = read_records(out), read_records(tmp_path / "one.jsonl")
+    assert (
+        [r["id"] for r in two] == [r["id"] for r in one] == [f"{q}-{k}" for q in range(4) for k in range(2)]
+    )
+    assert [r["completion"] for r in two] == [r["completion"] for r in one]
+
+
 # --------------------------------------------------------------------------- evaluation
 
 

@@ -392,10 +392,19 @@ def engine_environment(shard: Shard, tensor_parallel_size: int) -> Iterator[list
             gpu_layout(0, 1, tensor_parallel_size, visible_gpus())
         yield []
         return
-    gpus = gpu_layout(shard.local_index, shard.local_count, tensor_parallel_size, visible_gpus())
     saved = dict(os.environ)
+    gpus: list[str] = []
     try:
-        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        if visible_gpus():
+            gpus = gpu_layout(shard.local_index, shard.local_count, tensor_parallel_size, visible_gpus())
+            os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(gpus)
+        else:
+            from rlt.vllm_engine import cpu_cores_for
+
+            # vLLM's CPU build: each process's engine binds its threads to its own cores.
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = cpu_cores_for(
+                shard.local_index, shard.local_count, tensor_parallel_size
+            )
         for name in LAUNCHER_VARIABLES:
             os.environ.pop(name, None)
         yield gpus

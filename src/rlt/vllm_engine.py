@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +45,11 @@ class VLLMArguments:
     """vLLM engine settings of ``rlt collect`` and ``rlt eval`` (read with ``--backend vllm``)."""
 
     gpu_memory_utilization: float = field(
-        default=0.9, metadata={"help": "vLLM: fraction of GPU memory the engine may take (GPU only)."}
+        default=0.9,
+        metadata={
+            "help": "vLLM: fraction of GPU memory the engine may take (vLLM's CPU build: of CPU memory, "
+            "unless VLLM_CPU_KVCACHE_SPACE sets its KV cache in GiB)."
+        },
     )
     tensor_parallel_size: int = field(
         default=1,
@@ -196,6 +201,29 @@ def make_engine(model: str, seed: int, args: VLLMArguments, max_model_len: int, 
         enforce_eager=args.enforce_eager,
         **engine_kwargs,
     )
+
+
+def cpu_cores_for(
+    local_index: int, local_count: int, tensor_parallel_size: int = 1, cores: list[int] | None = None
+) -> str:
+    """``VLLM_CPU_OMP_THREADS_BIND`` of local process ``local_index`` of ``local_count``: its own slice of cores.
+
+    Without it every CPU engine on a machine binds its threads to the same cores (vLLM's
+    ``auto`` binding knows nothing of the other processes). ``cores`` defaults to this
+    process's allowed CPUs.
+    """
+    if tensor_parallel_size != 1:
+        raise ConfigError(
+            f"tensor_parallel_size: {tensor_parallel_size} needs GPUs; vLLM on the CPU runs with 1"
+        )
+    cores = sorted(os.sched_getaffinity(0)) if cores is None else sorted(cores)
+    if local_count > len(cores):
+        raise ConfigError(
+            f"num_processes: {local_count} vLLM CPU engines on one machine with {len(cores)} cores; "
+            f"launch at most {len(cores)} processes per machine"
+        )
+    per = len(cores) // local_count
+    return ",".join(str(c) for c in cores[local_index * per : (local_index + 1) * per])
 
 
 def check_training(args: Any, model: str, max_prompt_tokens: int | None = None) -> None:
