@@ -167,12 +167,17 @@ def test_kl_work_pooled_over_seeds():
 def test_a_study_redoes_its_stages_when_its_settings_change(tmp_path):
     from rlt.demo.common import guard_settings
 
-    (tmp_path / "e5c_rlt_teacher").mkdir()
-    (tmp_path / "e5c_rlt_teacher" / ".rlt_stage_done").write_text("")
-    (tmp_path / "eval_e5c_rlt_teacher.json").write_text("0.5")
-    (tmp_path / "eval_rlt_teacher.json").write_text("{}")  # not the study's: kept
+    def write_outputs():
+        (tmp_path / "e5c_rlt_teacher").mkdir()
+        (tmp_path / "e5c_rlt_teacher" / ".rlt_stage_done").write_text("")
+        (tmp_path / "eval_e5c_rlt_teacher.json").write_text("0.5")
+
+    (tmp_path / "eval_rlt_teacher.json").write_text("{}")  # not the study's: always kept
     outputs = ("e5c_*", "eval_e5c_*")
+    write_outputs()  # outputs without a settings file: of unknown settings, removed
     guard_settings(tmp_path, "cold_starts", {"steps": 80}, outputs)
+    assert not (tmp_path / "e5c_rlt_teacher").exists()
+    write_outputs()
     guard_settings(tmp_path, "cold_starts", {"steps": 80}, outputs)  # same settings: kept
     assert (tmp_path / "e5c_rlt_teacher" / ".rlt_stage_done").exists()
     guard_settings(tmp_path, "cold_starts", {"steps": 40}, outputs)

@@ -28,6 +28,7 @@ class FindingsArguments:
         "before and after. Cost: measured in the README (minutes on 2 cores, on a finished run).",
     )
     cold_start_rl_steps: int = option(80, "--cold_starts: student RL steps of every arm (8 questions x 8).")
+    cold_start_learning_rate: float = option(3e-4, "--cold_starts: student RL learning rate (constant).")
     kl_work: bool = option(
         False,
         "A miniature where the KL term has work: a frozen student also trained on `leak` traces (a "
@@ -39,6 +40,18 @@ class FindingsArguments:
         0.5, "--kl_work: share of `leak` traces in the persuaded student's data."
     )
     kl_work_steps: int = option(300, "--kl_work: steps training the frozen student on that mix (batch 32).")
+    kl_work_student: str = option(
+        "ordinary",
+        "--kl_work: the frozen student of the RL arms: `ordinary` (the run's) or `persuaded` (also trained on "
+        "leaks). Measured: both follow a stated answer (solution log-prob -0.00, as after correct steps), "
+        "but the persuaded one also writes leaks itself, so the KL term rewards a leak instead of stopping it.",
+    )
+    kl_work_teacher_leak_share: float = option(
+        0.75,
+        "--kl_work: the RL arms start from a teacher warmed up (as the run's) on `steps` and this share of "
+        "`leak` explanations, so there are leaks to drift to (the run's warm-up teacher writes about 1 percent); "
+        "0: the run's warm-up teacher.",
+    )
     kl_work_tolerance: float = option(
         0.05,
         "--kl_work: leaking pays without the KL term when its no-KL reward is at least correct steps' "

@@ -34,7 +34,9 @@ def cold_start_rl(run: SeedRun, arm: str) -> dict[str, float]:
         raise FileNotFoundError(f"--cold_starts needs the distilled student {start} (stages 4b-5)")
     run.stage(
         f"E5 student RL after the {arm} cold start",
-        lambda: student_rl(run, start, out_dir, run.cfg.cold_start_rl_steps),
+        lambda: student_rl(
+            run, start, out_dir, run.cfg.cold_start_rl_steps, run.cfg.cold_start_learning_rate
+        ),
         out_dir,
     )
     after = cached_json(run.root / f"eval_e5c_{arm}.json", lambda: evaluate_dir(out_dir, run.rows["eval"]))
@@ -43,7 +45,12 @@ def cold_start_rl(run: SeedRun, arm: str) -> dict[str, float]:
 
 def cold_starts(run: SeedRun) -> dict[str, dict[str, float]]:
     """Every cold start's accuracy before and after the same student RL, ``{arm: {before, after}}``."""
-    guard_settings(run.root, "cold_starts", {"steps": run.cfg.cold_start_rl_steps}, ("e5c_*", "eval_e5c_*"))
+    guard_settings(
+        run.root,
+        "cold_starts",
+        {"steps": run.cfg.cold_start_rl_steps, "lr": run.cfg.cold_start_learning_rate},
+        ("e5c_*", "eval_e5c_*"),
+    )
     out = {arm: cold_start_rl(run, arm) for arm in COLD_START_ARMS}
     run.note("cold starts (before → after RL): " + "; ".join(
         f"{arm} {v['before']:.3f} → {v['after']:.3f}" for arm, v in out.items()

@@ -93,10 +93,11 @@ def guard_settings(root: Path, name: str, settings: dict[str, Any], outputs: tup
 
     A study's settings are left out of ``settings.json`` (adding the study to a finished run
     keeps the run's stages), so the study keeps its own, ``<name>_settings.json``: a re-run
-    with other values redoes the study instead of reusing stages computed with the old ones.
+    with other values redoes the study instead of reusing stages computed with the old ones
+    (outputs without a settings file are of unknown settings: removed too).
     """
     path, text = root / f"{name}_settings.json", json.dumps(settings, sort_keys=True)
-    if path.exists() and path.read_text() != text:
+    if not path.exists() or path.read_text() != text:  # no file: outputs of unknown settings
         for pattern in outputs:
             for old in root.glob(pattern):
                 shutil.rmtree(old) if old.is_dir() else old.unlink()

@@ -28,11 +28,13 @@ from rlt.demo.common import (
 from rlt.tasks import CountdownTask
 
 
-def student_rl(run: SeedRun, model: Path, out_dir: Path, steps: int | None = None) -> None:
+def student_rl(
+    run: SeedRun, model: Path, out_dir: Path, steps: int | None = None, lr: float | None = None
+) -> None:
     """``rlt train`` of a student from ``model`` with the correctness reward (E5's RL, every arm).
 
-    ``steps`` defaults to ``e5_rl_steps``; the questions, samples, seed and learning rate are
-    the same for every arm and every caller (:mod:`rlt.demo.cold_starts` too).
+    ``steps`` defaults to ``e5_rl_steps``, ``lr`` to ``rl_learning_rate``; the questions, samples
+    and seed are the same for every arm and every caller (:mod:`rlt.demo.cold_starts` too).
     """
     from rlt import train
 
@@ -43,7 +45,7 @@ def student_rl(run: SeedRun, model: Path, out_dir: Path, steps: int | None = Non
         "--policy", "student", "--reward_funcs", "correctness", "--chat_format", "compact",
         "--student_system_prompt", "", "--max_steps", str(cfg.e5_rl_steps if steps is None else steps),
         "--per_device_train_batch_size", "64", "--num_generations", "8", "--temperature", "0.7",
-        "--max_completion_length", "48", "--learning_rate", str(cfg.rl_learning_rate),
+        "--max_completion_length", "48", "--learning_rate", str(cfg.rl_learning_rate if lr is None else lr),
         "--lr_scheduler_type", "constant", "--beta", "0", "--loss_type", "grpo",
         "--gradient_checkpointing", "false", "--logging_steps", "1",
         *common_train_args(out_dir, run.seed),

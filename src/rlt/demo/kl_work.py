@@ -47,7 +47,9 @@ KL_WORK_ARMS = {"with_kl": "3.0:mean,0.03:max", "no_kl": "0:mean,0:max"}
 PARTS = ("reward", "reward_no_kl", "solution_logprob_mean", "kl_mean")
 CHECK_QUESTIONS = 200
 # What the stage writes, removed when its settings change (:func:`rlt.demo.common.guard_settings`).
-OUTPUTS = ("student_persuaded", "eval_student_persuaded.json", "kl_work_*", "*_kl_work_*")
+ARM_OUTPUTS = ("*_kl_work_*", "kl_work_warmup.jsonl", "kl_work_arms_settings.json")
+OUTPUTS = ("student_persuaded", "eval_student_persuaded.json", "kl_work_pretrain.jsonl", "kl_work_parts.json",
+           *ARM_OUTPUTS)  # fmt: skip
 
 
 def persuaded_student(run: SeedRun, student: Path) -> Path:
@@ -109,7 +111,7 @@ def check(run: SeedRun, persuaded: Path) -> dict[str, Any]:
         root / "eval_student_persuaded.json",
         lambda: evaluate_dir(persuaded, run.task.generate(200, seed=run.base + 11)),
     )
-    pays = leak_pays(parts["persuaded"], run.cfg.kl_work_tolerance)
+    pays = leak_pays(parts[run.cfg.kl_work_student], run.cfg.kl_work_tolerance)
     return {"parts": parts, "persuaded_accuracy": float(accuracy), "leak_pays": pays}
 
 
@@ -133,14 +135,48 @@ def ablation_arm(run: SeedRun, arm: str, teacher: Path, traces: Path) -> dict[st
     }
 
 
-def ablation(run: SeedRun, persuaded: Path) -> dict[str, dict[str, Any]]:
-    """Stage 3: teacher RL against the persuaded student with and without the KL term, traces, students."""
-    warm, teachers = run.root / "teacher_sft", {}
+def leaky_teacher(run: SeedRun) -> Path:
+    """The RL arms' start: the run's warm-up teacher, or one warmed up on ``steps`` and ``leak`` only.
+
+    With ``kl_work_teacher_leak_share`` > 0 the teacher initialisation is warmed up as the run's
+    warm-up teacher (same steps, learning rate, questions) on a ``steps``/``leak`` mix, so a
+    drift to leaking has leaks to start from.
+    """
+    from rlt import sft
+
+    cfg, root = run.cfg, run.root
+    share = cfg.kl_work_teacher_leak_share
+    if share <= 0:
+        return root / "teacher_sft"
+    rng = random.Random(run.base + 14)
+    rows = [
+        {"question": r["question"], "solution": r["solution"],
+         "reasoning_trace": run.task.explanation(r["question"], "leak" if rng.random() < share else "steps", rng)}
+        for r in run.rows["warmup"]
+    ]  # fmt: skip
+    data = write_jsonl(root / "kl_work_warmup.jsonl", rows)
+    out = root / "teacher_kl_work_leaky"
+    args = sft_args(
+        str(root / "teacher_init"),
+        data,
+        out,
+        cfg.warmup_steps,
+        run.seed,
+        "reasoning_trace",
+        cfg.warmup_learning_rate,
+    )
+    run.stage("KL miniature: the leak-prone teacher's warm-up", lambda: sft.warmup_main(args), out)
+    return out
+
+
+def ablation(run: SeedRun, student: Path) -> dict[str, dict[str, Any]]:
+    """Stage 3: teacher RL against ``student`` with and without the KL term, traces, students."""
+    warm, teachers = leaky_teacher(run), {}
     for arm, coefs in KL_WORK_ARMS.items():
         out = run.root / f"teacher_kl_work_{arm}"
         run.stage(
             f"KL miniature: teacher RL ({arm})",
-            lambda out=out, coefs=coefs: rl_teacher(run, warm, persuaded, out, coefs),
+            lambda out=out, coefs=coefs: rl_teacher(run, warm, student, out, coefs),
             out,
         )
         teachers[f"kl_work_{arm}"] = out
@@ -151,16 +187,23 @@ def ablation(run: SeedRun, persuaded: Path) -> dict[str, dict[str, Any]]:
 
 def kl_work(run: SeedRun) -> dict[str, Any]:
     """The KL miniature for one seed: the check, then (only where leaking pays without KL) the ablation."""
-    settings = {"leak_share": run.cfg.kl_work_leak_share, "steps": run.cfg.kl_work_steps}
-    guard_settings(run.root, "kl_work", settings, OUTPUTS)
+    cfg = run.cfg
+    if cfg.kl_work_student not in ("ordinary", "persuaded"):
+        raise ValueError(f"kl_work_student: {cfg.kl_work_student!r}; expected ordinary or persuaded")
+    guard_settings(
+        run.root, "kl_work", {"leak_share": cfg.kl_work_leak_share, "steps": cfg.kl_work_steps}, OUTPUTS
+    )
+    arm_settings = {"student": cfg.kl_work_student, "teacher_leak_share": cfg.kl_work_teacher_leak_share}
+    guard_settings(run.root, "kl_work_arms", arm_settings, ARM_OUTPUTS)
     persuaded = persuaded_student(run, run.root / "student")
-    out = check(run, persuaded)
-    leak, steps = (out["parts"]["persuaded"].get(s, {}).get("reward_no_kl") for s in ("leak", "steps"))
+    out = {**check(run, persuaded), "student": cfg.kl_work_student}
+    parts = out["parts"][cfg.kl_work_student]
+    leak, steps = (parts.get(s, {}).get("reward_no_kl") for s in ("leak", "steps"))
     run.note(
         f"KL miniature: no-KL reward of a leak {leak} vs correct steps {steps}; pays: {out['leak_pays']}"
     )
     if out["leak_pays"]:
-        out["arms"] = ablation(run, persuaded)
+        out["arms"] = ablation(run, persuaded if cfg.kl_work_student == "persuaded" else run.root / "student")
         run.note("KL miniature: " + "; ".join(
             f"{arm} leak share {v['leak_share']:.2f}, student {v['accuracy']:.3f}" for arm, v in out["arms"].items()
         ))  # fmt: skip
