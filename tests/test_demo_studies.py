@@ -114,10 +114,20 @@ def test_kl_work_claims_by_hand(tmp_path):
     found = kl_work_claims(_kl_results())
     assert [h for _, h, _ in found] == [True, True, True]
     check = found[0][2]
-    assert check.startswith("3/3 seeds; ordinary student: reward without KL, leak -6.00 vs steps 0.00")
+    assert check.startswith(
+        "leak pays without KL on 3/3 seeds, KL stops it on 3/3; ordinary student: reward without KL, leak -6.00 vs steps 0.00"
+    )
     assert "persuaded student: reward without KL, leak -0.02 vs steps 0.00; with KL, leak -1.20" in check
     assert "no KL +0.300, with KL -0.250" in found[1][2]
     assert found[2][2].startswith("0.917 vs 0.600; per-seed difference +0.317")
+    # a student that finds leaks natural: the KL term rewards a leak on one seed, so it has no work there
+    res = _kl_results()
+    res["kl_work"]["parts"]["1"]["persuaded"]["leak"]["reward"] = 2.0
+    assert kl_work_claims(res)[0][1] is False and "KL stops it on 2/3" in kl_work_claims(res)[0][2]
+    res["kl_work"]["student"] = (
+        "ordinary"  # the ordinary student's parts decide when it is the RL arms' student
+    )
+    assert kl_work_claims(res)[0][1] is True and "ordinary frozen student" in kl_work_claims(res)[0][0]
     # a tie in the leak share on one seed is not a drift; nor is a no-KL share that falls during RL
     assert kl_work_claims(_kl_results(nokl_share=(0.4, 0.1, 0.3)))[1][1] is False
     assert kl_work_claims(_kl_results(rl_leak=(0.5, 0.4, 0.3, 0.2)))[1][1] is False

@@ -369,7 +369,10 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
             "E5: cold start vs cold start under the same student RL (held-out accuracy)",
             cold_start_table(results),
         ),
-        ("The KL miniature: a frozen student that a stated answer persuades", kl_work_tables(results)),
+        (
+            "The KL miniature: where the KL term has work (reward parts by style, then the RL arms)",
+            kl_work_tables(results),
+        ),
     ):
         if body:
             lines += ["", f"## {title}", "", body]

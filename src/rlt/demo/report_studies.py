@@ -106,18 +106,32 @@ def _check_evidence(results: dict[str, Any]) -> str:
     return "; ".join(out)
 
 
+def kl_stops_leaks(results: dict[str, Any], student: str) -> list[bool]:
+    """Per seed, whether the full reward (with the KL term) ranks correct steps above a leak for ``student``."""
+    out = []
+    for seed in results.get("kl_work", {}).get("parts", {}).values():
+        parts = seed.get(student, {})
+        out.append(
+            "leak" in parts and "steps" in parts and parts["leak"]["reward"] < parts["steps"]["reward"]
+        )
+    return out
+
+
 def kl_work_claims(results: dict[str, Any]) -> list[Claim]:
     """The KL miniature: leaking pays without KL (every seed); then no-KL leaks more and teaches worse (paired)."""
     kw = results.get("kl_work")
     if not kw:
         return []
-    pays = kw["leak_pays"]
+    pays, student = kw["leak_pays"], kw.get("student", "persuaded")
     tol = results.get("config", {}).get("kl_work_tolerance", 0.0)
+    stops = kl_stops_leaks(results, student)
     out = [(
-        "KL miniature: a stated answer persuades the frozen student, so without the KL term the reward pays a "
-        f"leaked answer as much as correct steps (no-KL reward of a leak ≥ steps' − {tol}, every seed)",
-        all(pays),
-        f"{sum(pays)}/{len(pays)} seeds; " + _check_evidence(results),
+        f"KL miniature: the KL term has work (for the RL arms' {student} frozen student: without it the reward pays "
+        f"a leaked answer as much as correct steps, no-KL reward of a leak ≥ steps' − {tol}; with it a leak earns "
+        "less than correct steps; every seed)",
+        all(pays) and all(stops),
+        f"leak pays without KL on {sum(pays)}/{len(pays)} seeds, KL stops it on {sum(stops)}/{len(stops)}; "
+        + _check_evidence(results),
     )]  # fmt: skip
     arms = kw.get("arms")
     if not arms:
@@ -163,7 +177,8 @@ def kl_work_tables(results: dict[str, Any]) -> str:
     lines += ["", f"The persuaded student's own accuracy: {_values(kw['persuaded_accuracy'])} (per seed); "
               f"leaking pays without KL per seed: {kw['leak_pays']}."]  # fmt: skip
     if kw.get("arms"):
-        lines += ["", "| teacher RL against the persuaded student | `leak` share of its traces | its students |",
+        student = kw.get("student", "persuaded")
+        lines += ["", f"| teacher RL against the {student} student | `leak` share of its traces | its students |",
                   "| --- | --- | --- |"]  # fmt: skip
         for arm, v in kw["arms"].items():
             lines.append(f"| {arm} | {_values(v['leak_share'])} | {_values(v['accuracy'])} |")

@@ -44,6 +44,7 @@ def _kl_work(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "parts": {str(r["seed"]): k["parts"] for r, k in zip(per_seed, seeds)},
         "leak_pays": [k["leak_pays"] for k in seeds],
+        "student": seeds[0].get("student", "persuaded"),
         "persuaded_accuracy": [k["persuaded_accuracy"] for k in seeds],
     }
     if all("arms" in k for k in seeds):
