@@ -205,7 +205,7 @@ def test_kl_work_check_pools_reward_parts_over_seeds(tmp_path):
     assert pooled["leak"]["solution_logprob_mean"] == pytest.approx(-1.25)
     assert pooled["leak"]["kl_mean"] == pytest.approx((3.0 + 3 * 1.0) / 4)
     work, why = kl_has_work(res)
-    assert work is False and "-1.25" in why and "cannot show" in why
+    assert work is False and "-1.25" in why and "`--kl_work` scores clean leaks" in why
     kl_claim = [e for c, _, e in claims(res) if "KL term makes" in c][0]
     assert kl_claim.endswith("not testable in this run (see “What the KL term has to do”)")
     assert parts_table(res).splitlines()[3] == "| `leak` | 4 | -2.00 | -1.25 | 1.50 |"

@@ -25,7 +25,7 @@ class FindingsArguments:
         False,
         "E5 as the paper means it: the same student RL (correctness reward) after each cold start "
         "(the students of the RLT teacher's, the warm-up teacher's and no explanations), accuracy "
-        "before and after. Cost: measured in the README (minutes on 2 cores, on a finished run).",
+        "before and after. About 4 minutes more for three seeds on 2 shared cores (211 s of student RL per seed at the defaults; measured on a finished run).",
     )
     cold_start_rl_steps: int = option(120, "--cold_starts: student RL steps of every arm (8 questions x 8).")
     cold_start_learning_rate: float = option(
@@ -39,7 +39,7 @@ class FindingsArguments:
         "A miniature where the KL term has work: a frozen student also trained on `leak` traces (a "
         "stated answer persuades it), the reward's parts by style under it, then teacher RL against it "
         "with and without the KL term (only where leaking pays without it), traces, students. "
-        "Cost: measured in the README (minutes on 2 cores, on a finished run).",
+        "About 9 minutes more for three seeds on 2 shared cores (measured on a finished run; 736 s for --cold_starts and --kl_work together).",
     )
     kl_work_leak_share: float = option(
         0.5, "--kl_work: share of `leak` traces in the persuaded student's data."
@@ -96,9 +96,9 @@ class DemoArguments(FindingsArguments):
     student_extra_rounds: int = option(2, "At most this many extra rounds.")
     kl_ablation: bool = option(
         False,
-        "Also train and distil an RLT teacher without the KL term. Off by default: the report's "
-        "reward-parts table shows the miniature gives the KL term nothing to prevent (a leaked answer "
-        "scores below correct steps on the solution term alone); on, it costs about 3 minutes more.",
+        "Also train and distil an RLT teacher without the KL term (against the run's student, from its warm-up "
+        "teacher, which writes few leaks). Off by default: about 3 minutes more. --kl_work is the study built for "
+        "the KL term (reward parts of clean leaks, a leak-prone teacher).",
     )
     explain_steps: int = option(300, "Steps teaching the pre-trained model to explain in the teacher chat.")
     warmup_steps: int = option(200, "Teacher warm-up steps on mixed styles (batch 32).")

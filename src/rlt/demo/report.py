@@ -87,7 +87,8 @@ def kl_has_work(results: dict[str, Any]) -> tuple[bool, str] | None:
         return True, why + ": leaking pays on the solution term, and only the KL term can stop it"
     return False, (
         why + ": correct steps already win on the solution term alone, so a teacher gains nothing by "
-        "leaking, with or without the KL term; this miniature cannot show what the KL term prevents"
+        "leaking on these traces, with or without the KL term (most traces counted as `leak` here are garbled text "
+        "that contains the answer digit; `--kl_work` scores clean leaks, which tie with correct steps without KL)"
     )
 
 
