@@ -195,3 +195,12 @@ def test_a_study_redoes_its_stages_when_its_settings_change(tmp_path):
         "cold_starts_settings.json",
         "eval_rlt_teacher.json",
     ]
+
+
+def test_a_bad_kl_work_student_is_refused_before_any_work(tmp_path):
+    from rlt.demo import main
+    from rlt.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="kl_work_student: 'teacher'; expected ordinary or persuaded"):
+        main(["--kl_work", "--kl_work_student", "teacher", "--out", str(tmp_path / "out")])
+    assert not (tmp_path / "out" / "seed0").exists()

@@ -127,6 +127,12 @@ class DemoArguments(FindingsArguments):
         self.student_extra_steps = 10
         self.cold_start_rl_steps, self.kl_work_steps = 2, 10
 
+    def validate(self) -> None:
+        """Check the settings before any work: ConfigError naming the field."""
+        self.mix()
+        if self.kl_work_student not in ("ordinary", "persuaded"):
+            raise ConfigError(f"kl_work_student: {self.kl_work_student!r}; expected ordinary or persuaded")
+
     def mix(self) -> dict[str, float]:
         """``style_mix`` as ``{style: weight}``; ConfigError naming the field for a bad entry."""
         out = {}

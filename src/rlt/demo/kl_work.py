@@ -188,8 +188,7 @@ def ablation(run: SeedRun, student: Path) -> dict[str, dict[str, Any]]:
 def kl_work(run: SeedRun) -> dict[str, Any]:
     """The KL miniature for one seed: the check, then (only where leaking pays without KL) the ablation."""
     cfg = run.cfg
-    if cfg.kl_work_student not in ("ordinary", "persuaded"):
-        raise ValueError(f"kl_work_student: {cfg.kl_work_student!r}; expected ordinary or persuaded")
+    cfg.validate()
     guard_settings(
         run.root, "kl_work", {"leak_share": cfg.kl_work_leak_share, "steps": cfg.kl_work_steps}, OUTPUTS
     )

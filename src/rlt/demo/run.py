@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     (cfg,) = parse([DemoArguments], argv)
     if cfg.quick:
         cfg.apply_quick()
-    cfg.mix()  # validate before any work
+    cfg.validate()  # before any work
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     console = Console()
