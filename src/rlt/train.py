@@ -582,9 +582,10 @@ def build_trainer(
         model_args.model_name_or_path, tokenizer, dataset["prompt"], grpo_args
     )
     if grpo_args.use_vllm:
+        from rlt.loading import longest_prompt_tokens
         from rlt.vllm_engine import check_training
 
-        longest = max(len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in dataset["prompt"])
+        longest = longest_prompt_tokens(tokenizer, dataset["prompt"])
         check_training(grpo_args, model_args.model_name_or_path, longest)
 
     rlt_reward = None

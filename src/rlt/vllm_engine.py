@@ -28,6 +28,7 @@ from typing import Any
 
 from rlt.errors import ConfigError
 from rlt.generation import vllm_available as vllm_installed
+from rlt.loading import longest_prompt_tokens, model_context
 
 logger = logging.getLogger(__name__)
 
@@ -99,14 +100,13 @@ def cpu_head_sizes() -> tuple[int, ...]:
         return CPU_HEAD_SIZES
 
 
-def model_shape(model: str) -> tuple[int, int]:
-    """``(head_dim, max_position_embeddings)`` of a model, from its config alone (no weights)."""
+def head_dim(model: str) -> int:
+    """A model's attention head size, from its config alone (no weights)."""
     from transformers import AutoConfig
 
     cfg = AutoConfig.from_pretrained(model)
     cfg = getattr(cfg, "text_config", None) or cfg
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    return int(head_dim), int(getattr(cfg, "max_position_embeddings", 0) or 0)
+    return int(getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads)
 
 
 def check_engine(
@@ -114,7 +114,8 @@ def check_engine(
 ) -> int:
     """Validate the engine settings for ``model``; the ``max_model_len`` to build it with.
 
-    ``need_tokens`` is the longest prompt plus the longest completion. Every failure is a
+    ``need_tokens`` is the longest prompt plus the longest completion, already fitted to the
+    model's context by the command's budget check (:mod:`rlt.budgets`). Every failure is a
     :class:`ConfigError` naming the field and the fix, raised before vLLM or weights load.
     """
     if not vllm_installed():
@@ -125,16 +126,15 @@ def check_engine(
         raise ConfigError(f"vllm_dtype: unknown dtype {args.vllm_dtype!r}; expected one of {list(DTYPES)}")
     if args.tensor_parallel_size < 1:
         raise ConfigError(f"tensor_parallel_size: must be >= 1, got {args.tensor_parallel_size}")
-    head_dim, context = model_shape(model)
     if on_cpu_platform():
         if args.tensor_parallel_size != 1:
             raise ConfigError(
                 f"tensor_parallel_size: {args.tensor_parallel_size} needs GPUs; vLLM on the CPU runs with 1"
             )
-        sizes = cpu_head_sizes()
-        if head_dim not in sizes:
+        size, sizes = head_dim(model), cpu_head_sizes()
+        if size not in sizes:
             raise ConfigError(
-                f"model: head_dim {head_dim} is not supported by vLLM's CPU attention (supported: "
+                f"model: head_dim {size} is not supported by vLLM's CPU attention (supported: "
                 f"{list(sizes)}); use --backend transformers, or a model such as `rlt tiny-model --size tiny64`"
             )
     else:
@@ -145,11 +145,6 @@ def check_engine(
             raise ConfigError(
                 f"tensor_parallel_size: {args.tensor_parallel_size} GPUs per engine, but {gpus} are visible"
             )
-    if context and need_tokens > context:
-        raise ConfigError(
-            f"{field_name}: the longest prompt plus {field_name} is {need_tokens} tokens, more than the model's "
-            f"context ({context}, max_position_embeddings); lower {field_name}"
-        )
     if args.max_model_len is None:
         return need_tokens
     if args.max_model_len < need_tokens:
@@ -157,6 +152,7 @@ def check_engine(
             f"max_model_len: {args.max_model_len} is shorter than the longest prompt plus {field_name} "
             f"({need_tokens} tokens); raise max_model_len or lower {field_name}"
         )
+    context = model_context(model)
     if context and args.max_model_len > context:
         raise ConfigError(
             f"max_model_len: {args.max_model_len} exceeds the model's context ({context}, max_position_embeddings)"
@@ -174,8 +170,9 @@ def start_engine(
     field_name: str = "max_new_tokens",
 ) -> Any:
     """Check the settings against the longest of ``prompts`` (:func:`check_engine`), then start the engine."""
-    longest = max((len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts), default=0)
-    max_model_len = check_engine(model, args, longest + max_new_tokens, field_name)
+    max_model_len = check_engine(
+        model, args, longest_prompt_tokens(tokenizer, prompts) + max_new_tokens, field_name
+    )
     return make_engine(model, seed, args, max_model_len)
 
 
@@ -239,7 +236,6 @@ def check_training(args: Any, model: str, max_prompt_tokens: int | None = None) 
         raise ConfigError(
             f"use_vllm: vllm is not installed; {INSTALL_HINT.replace('--backend transformers', '--use_vllm false')}"
         )
-    head_dim, context = model_shape(model)
     if on_cpu_platform():
         if args.vllm_mode != "colocate":
             raise ConfigError(
@@ -249,22 +245,20 @@ def check_training(args: Any, model: str, max_prompt_tokens: int | None = None) 
             raise ConfigError(
                 "vllm_enable_sleep_mode: vLLM's sleep mode needs a GPU; set it to false on the CPU"
             )
-        sizes = cpu_head_sizes()
-        if head_dim not in sizes:
+        size, sizes = head_dim(model), cpu_head_sizes()
+        if size not in sizes:
             raise ConfigError(
-                f"model_name_or_path: head_dim {head_dim} is not supported by vLLM's CPU attention (supported: "
+                f"model_name_or_path: head_dim {size} is not supported by vLLM's CPU attention (supported: "
                 f"{list(sizes)}); set --use_vllm false"
             )
-    if max_prompt_tokens is None:
+    # The model's context is the budget check's (rlt.budgets); the engine's own limit is this one.
+    if max_prompt_tokens is None or not args.vllm_max_model_length:
         return
     need = max_prompt_tokens + args.max_completion_length
-    limit = args.vllm_max_model_length or context
-    name = "vllm_max_model_length" if args.vllm_max_model_length else "max_completion_length"
-    if limit and need > limit:
+    if need > args.vllm_max_model_length:
         raise ConfigError(
-            f"{name}: the longest prompt ({max_prompt_tokens} tokens) plus max_completion_length "
-            f"({args.max_completion_length}) is {need}, more than {limit} "
-            f"({'vllm_max_model_length' if args.vllm_max_model_length else 'the model context'})"
+            f"vllm_max_model_length: the longest prompt ({max_prompt_tokens} tokens) plus max_completion_length "
+            f"({args.max_completion_length}) is {need}, more than {args.vllm_max_model_length}"
         )
 
 
