@@ -1,3 +1,4 @@
+import io
 import json
 
 import pytest
@@ -68,9 +69,10 @@ def test_trace_table_averages_style_shares_over_seeds(tmp_path):
     assert trace_table(_results([0.8], [0.4], [0.3], [0.0], [0.0])) == ""
     res["trace_styles"]["0"]["rlt_no_kl_teacher"] = {"steps": 1, "leak": 9}
     evidence = [e for c, _, e in claims(res) if "KL term makes" in c][0]
-    assert evidence.startswith("0.325 vs 0.850; per-seed difference +0.525")
+    assert evidence.startswith("0.325 vs 0.850; 2/2 seeds agree (one-sided sign test p = 0.250); ")
     assert evidence.endswith(
-        "2/2 seeds, one-sided sign test p = 0.250; effect size d_z = 14.85; correct-step traces 0.10 vs 0.80"
+        "mean per-seed difference +0.525 (95 % bootstrap CI +0.500 … +0.550); effect size d_z = 14.85; "
+        "correct-step traces 0.10 vs 0.80"
     )
 
 
@@ -224,6 +226,38 @@ def test_e5_e6_claims_are_paired_over_seeds():
     res["e6"] = {"rlt_teacher": [0.0, 0.0], "sft_teacher": [0.0, 0.0]}  # a tie is not a win
     found = {c[:3]: (h, e) for c, h, e in claims(res)}
     assert found["E5:"][0] is True and found["E5:"][1].startswith(
-        "0.925 vs 0.150; per-seed difference +0.775"
+        "0.925 vs 0.150; 2/2 seeds agree (one-sided sign test p = 0.250); mean per-seed difference +0.775"
     )
     assert found["E6:"][0] is False and "0/2 seeds" in found["E6:"][1]
+
+
+def test_a_claim_holds_when_every_seed_agrees_and_the_interval_then_excludes_0():
+    # every per-seed difference positive: every bootstrap resample's mean is too, so the interval
+    # condition the rule used to name decides nothing; one tie or loss and the claim does not hold
+    for diffs in ([0.001, 0.5, 0.2], [0.3, 0.01], [0.2] * 6, [0.9]):
+        p = paired([d + 0.1 for d in diffs], [0.1] * len(diffs))
+        assert p.held and p.ci[0] > 0
+    assert not paired([0.5, 0.1, 0.4], [0.1, 0.1, 0.1]).held  # a tie is not a win
+    assert paired([0.5, 0.6, 0.7], [0.1] * 3).sign_p == pytest.approx(0.125)  # 3 seeds: p >= 0.125
+    assert paired([0.5] * 6, [0.1] * 6).sign_p == pytest.approx(1 / 64)  # --seeds 6: 0.016
+
+
+def test_the_terminal_ends_with_the_claims_their_verdicts_and_paired_figures(tmp_path):
+    from rich.console import Console
+
+    from rlt.demo.report import RULE, verdicts
+
+    res = _results([0.8, 0.9], [0.4, 0.5], [0.3, 0.35], [-5, -3, -1, 0], [0.1, 0.5])
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(verdicts(res))
+    text = console.export_text()
+    assert "RLT teacher's students > warm-up teacher's │ held " in text
+    assert "0.850 vs 0.450; 2/2 seeds, +0.400 (p = 0.250)" in text
+    assert "RLT teacher's students > no-KL teacher's" in text and "0.850 vs 0.325" in text
+    res["arms"]["sft_teacher"]["accuracy"] = [0.4, 0.95]  # one seed goes the other way
+    console.print(verdicts(res))
+    assert "RLT teacher's students > warm-up teacher's │ not held" in console.export_text()
+    assert [c.label for c in claims(res)] and all(c.figure for c in claims(res))
+    assert "every seed agrees" in RULE and "p = 0.125" in RULE and "p = 0.016" in RULE
+    write_report(res, tmp_path)
+    assert RULE in (tmp_path / "report.md").read_text()  # the report states the rule too

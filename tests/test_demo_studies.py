@@ -39,7 +39,8 @@ def test_cold_start_claims_paired_and_a_tie_is_not_a_win():
     found = cold_start_claims(res)
     assert len(found) == 3 and all(h for _, h, _ in found)
     assert "ends above the one cold-started on the warm-up teacher's traces" in found[0][0]
-    assert found[0][2].startswith("after RL 0.933 vs 0.600; per-seed difference +0.333")
+    assert found[0][2].startswith("after RL 0.933 vs 0.600; 3/3 seeds agree (one-sided sign test p = 0.125)")
+    assert found[0].figure == "0.933 vs 0.600; 3/3 seeds, +0.333 (p = 0.125)"
     # RL helps: rlt 0.9 -> 0.933 on every seed (each seed up)
     assert "rlt_teacher 0.900 → 0.933 (+0.033, 3/3 seeds up)" in found[2][2]
     # one seed ties with the warm-up cold start: not held (ties count against the claim)
@@ -119,7 +120,8 @@ def test_kl_work_claims_by_hand(tmp_path):
     )
     assert "persuaded student: reward without KL, leak -0.02 vs steps 0.00; with KL, leak -1.20" in check
     assert "no KL +0.300, with KL -0.250" in found[1][2]
-    assert found[2][2].startswith("0.917 vs 0.600; per-seed difference +0.317")
+    assert found[2][2].startswith("0.917 vs 0.600; 3/3 seeds agree (one-sided sign test p = 0.125)")
+    assert "mean per-seed difference +0.317" in found[2][2]
     # a student that finds leaks natural: the KL term rewards a leak on one seed, so it has no work there
     res = _kl_results()
     res["kl_work"]["parts"]["1"]["persuaded"]["leak"]["reward"] = 2.0

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rlt.demo.report_studies import cold_start_claims, cold_start_table, kl_work_claims, kl_work_tables
-from rlt.demo.stats import Paired, mean_std, paired  # noqa: F401 - re-exported
+from rlt.demo.stats import RULE, Claim, Paired, mean_std, paired  # noqa: F401 - re-exported
 from rlt.demo.stats import trend as _trend
 from rlt.tasks import STYLES
 
@@ -114,12 +114,12 @@ def _e4_evidence(seed: dict[str, Any]) -> str:
     return f"quartile outcomes {outcomes}, Spearman {rho}"
 
 
-def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
-    """The paper's claims as ``(claim, held, evidence)``, decided from the numbers only.
+def claims(results: dict[str, Any]) -> list[Claim]:
+    """The paper's claims as ``(claim, held, evidence)`` :class:`Claim` s, decided from the numbers only.
 
     The student claims are paired comparisons over seeds (:func:`paired`): held when every
-    seed agrees and the bootstrap interval of the mean difference excludes 0. With 3 seeds
-    the smallest one-sided sign-test p is 0.125; the evidence says so rather than hiding it.
+    seed agrees (:data:`RULE`). With 3 seeds the smallest one-sided sign-test p is 0.125; the
+    evidence says so rather than hiding it, beside the mean difference and its interval.
     """
     return (
         _student_claims(results) + _finding_claims(results) + cold_start_claims(results)
@@ -127,7 +127,7 @@ def claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     )  # fmt: skip
 
 
-def _student_claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+def _student_claims(results: dict[str, Any]) -> list[Claim]:
     """The distilled students' and the read-out's claims, paired over seeds."""
     acc = {arm: results["arms"][arm]["accuracy"] for arm in arms_of(results)}
     rlt, sft = acc["rlt_teacher"], acc["sft_teacher"]
@@ -135,39 +135,45 @@ def _student_claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
     work = kl_has_work(results)
     no_work = work is not None and not work[0]
     out = [
-        (
+        Claim(
             "Students taught by the RLT teacher beat those taught by the warm-up teacher (paired over seeds)",
             vs_sft.held,
             f"{mean_std(rlt)[0]:.3f} vs {mean_std(sft)[0]:.3f}; {vs_sft.describe()}",
+            label="RLT teacher's students > warm-up teacher's",
+            figure=f"{mean_std(rlt)[0]:.3f} vs {mean_std(sft)[0]:.3f}; {vs_sft.short()}",
         )
     ]
     if "rlt_no_kl_teacher" in acc:
         nokl = acc["rlt_no_kl_teacher"]
         vs_nokl = paired(rlt, nokl)
         out.append(
-            (
+            Claim(
                 "Removing the KL term makes the traces worse (RLT without KL below RLT, paired over seeds)",
                 vs_nokl.held,
                 f"{mean_std(nokl)[0]:.3f} vs {mean_std(rlt)[0]:.3f}; {vs_nokl.describe()}"
                 + _steps_share(results, "rlt_no_kl_teacher", "rlt_teacher")
                 + ("; not testable in this run (see “What the KL term has to do”)" if no_work else ""),
+                label="RLT teacher's students > no-KL teacher's",
+                figure=f"{mean_std(rlt)[0]:.3f} vs {mean_std(nokl)[0]:.3f}; {vs_nokl.short()}",
             )
         )
     arms = results["arms"]
     if "trace_read_out" in arms["rlt_teacher"] and "trace_read_out" in arms["sft_teacher"]:
         read = paired(arms["rlt_teacher"]["trace_read_out"], arms["sft_teacher"]["trace_read_out"])
         out.append(
-            (
+            Claim(
                 "The RLT teacher's traces serve the frozen student better than the warm-up teacher's "
                 "(read-out: the student given each trace writes the answer; no distillation; paired)",
                 read.held,
                 read.describe(),
+                label="read-out: RLT traces > warm-up traces",
+                figure=read.short(),
             )
         )
     return out
 
 
-def _finding_claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+def _finding_claims(results: dict[str, Any]) -> list[Claim]:
     """E4 (reward against outcome, per seed), E5 and E6 (paired over seeds), where the run has them."""
     out = []
     e4 = results.get("e4") or []
@@ -176,51 +182,86 @@ def _finding_claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
             s["bins"][-1]["outcome_mean"] > s["bins"][0]["outcome_mean"] and (s["spearman"] or 0) > 0
             for s in e4
         ]
+        rhos = [s["spearman"] for s in e4 if s["spearman"] is not None]
         out.append(
-            (
+            Claim(
                 "E4: a trace's RLT reward predicts how useful it is (top reward quartile above the bottom one "
                 "and Spearman > 0 on every seed; outcome = the frozen student given the trace answers right)",
                 all(rising),
                 "per seed: " + "; ".join(_e4_evidence(s) for s in e4),
+                label="E4: reward predicts a trace's use",
+                figure=f"{sum(rising)}/{len(rising)} seeds"
+                + (f", Spearman {min(rhos):+.2f} … {max(rhos):+.2f}" if rhos else ""),
             )
         )
-    for key, a, b, claim in (
-        ("e5", "cold_start", "from_scratch", "E5: student RL from the RLT-distilled student beats the same RL from "
+    for key, a, b, label, claim in (
+        ("e5", "cold_start", "from_scratch", "E5: RL from RLT student > from base",
+         "E5: student RL from the RLT-distilled student beats the same RL from "
          "the base model (cold start vs from scratch, same RL budget, paired)"),
-        ("e6", "rlt_teacher", "sft_teacher", "E6: explaining Countdown zero-shot, the RLT digits teacher's students "
+        ("e6", "rlt_teacher", "sft_teacher", "E6: Countdown zero-shot, RLT > warm-up",
+         "E6: explaining Countdown zero-shot, the RLT digits teacher's students "
          "beat the warm-up teacher's (Countdown accuracy, paired)"),
     ):  # fmt: skip
         if results.get(key):
             x, y = results[key][a], results[key][b]
             found = paired(x, y)
+            means = f"{mean_std(x)[0]:.3f} vs {mean_std(y)[0]:.3f}"
             out.append(
-                (claim, found.held, f"{mean_std(x)[0]:.3f} vs {mean_std(y)[0]:.3f}; {found.describe()}")
+                Claim(
+                    claim,
+                    found.held,
+                    f"{means}; {found.describe()}",
+                    label=label,
+                    figure=f"{means}; {found.short()}",
+                )
             )
     return out
 
 
-def _rl_claims(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+def _rl_claims(results: dict[str, Any]) -> list[Claim]:
     """The RL curves' claims: the reward rises; without KL, leaks rise."""
     out = []
     rl = results["rl"]
     reward = rl["reward"]
     if reward:
         out.append(
-            (
+            Claim(
                 "The RLT reward rises during RL",
                 _trend(reward) > 0,
                 f"mean reward first quarter → last quarter: {_trend(reward):+.3f}",
+                label="RLT reward rises during RL",
+                figure=f"{_trend(reward):+.3f} (first → last quarter, mean over seeds)",
             )
         )
     fractions = rl.get("no_kl_style_fraction", {})
     if fractions.get("leak"):
         leak = fractions["leak"]
         out.append(
-            (
+            Claim(
                 "Without the KL term the teacher drifts to leak-like explanations",
                 _trend(leak) > 0,
                 f"share of `leak` explanations, first quarter → last quarter: {_trend(leak):+.3f}",
+                label="no KL: teacher drifts to leaking",
+                figure=f"`leak` share {_trend(leak):+.3f} (first → last quarter)",
             )
+        )
+    return out
+
+
+def verdicts(results: dict[str, Any]) -> Any:
+    """The claims as a terminal table (rich): the claim's short name, its verdict and its paired figure."""
+    from rich.table import Table
+    from rich.text import Text
+
+    out = Table(title="The paper's claims", title_justify="left")
+    for column in ("claim", "verdict", "paired figure"):
+        out.add_column(column)
+    for claim in claims(results):
+        held = claim[1]
+        out.add_row(
+            Text(claim.label),
+            Text("held" if held else "not held", style="bold green" if held else "bold red"),
+            Text(claim.figure),
         )
     return out
 
@@ -345,6 +386,8 @@ def write_report(results: dict[str, Any], out_dir: str | Path) -> Path:
         table(results),
         "",
         "## The paper's claims",
+        "",
+        RULE,
         "",
         "| claim | held? | evidence |",
         "| --- | --- | --- |",

@@ -2,16 +2,16 @@
 
 Reads ``results.json``'s ``cold_starts`` (``rlt demo --cold_starts``, :mod:`rlt.demo.cold_starts`)
 and ``kl_work`` (``--kl_work``, :mod:`rlt.demo.kl_work`); every claim is a paired comparison
-over seeds (:func:`rlt.demo.stats.paired`: every seed must agree, and a tie is not a win).
+over seeds (:func:`rlt.demo.stats.paired`: a claim holds when every seed agrees; a tie is not a win).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from rlt.demo.stats import mean_std, paired, trend
+from rlt.demo.stats import Claim, mean_std, paired, trend
 
-Claim = tuple[str, bool, str]
+SHORT_LABELS = {"rlt_teacher": "RLT", "sft_teacher": "warm-up", "no_explanation": "no explanation"}
 COLD_START_LABELS = {
     "rlt_teacher": "the RLT teacher's traces",
     "sft_teacher": "the warm-up teacher's traces",
@@ -37,11 +37,14 @@ def cold_start_claims(results: dict[str, Any]) -> list[Claim]:
     out = []
     for other in (a for a in cs if a != "rlt_teacher"):
         found = paired(rlt, cs[other]["after"])
-        out.append((
+        means = f"{mean_std(rlt)[0]:.3f} vs {mean_std(cs[other]['after'])[0]:.3f}"
+        out.append(Claim(
             f"E5, cold start vs cold start: after the same student RL, the student cold-started on the RLT "
             f"teacher's traces ends above the one cold-started on {COLD_START_LABELS.get(other, other)} (paired)",
             found.held,
-            f"after RL {mean_std(rlt)[0]:.3f} vs {mean_std(cs[other]['after'])[0]:.3f}; {found.describe()}",
+            f"after RL {means}; {found.describe()}",
+            label=f"E5 cold starts, after RL: RLT > {SHORT_LABELS.get(other, other)}",
+            figure=f"{means}; {found.short()}",
         ))  # fmt: skip
     gains = rl_gains(results)
     evidence = "; ".join(
@@ -49,10 +52,14 @@ def cold_start_claims(results: dict[str, Any]) -> list[Claim]:
         f"({g.mean:+.3f}, {g.wins}/{len(g.diffs)} seeds up)"
         for arm, g in gains.items()
     )
-    out.append((
+    helped = [SHORT_LABELS.get(arm, arm) for arm, g in gains.items() if g.held]
+    out.append(Claim(
         "E5: the student RL itself helps at least one cold start (accuracy after above before, paired)",
-        any(g.held for g in gains.values()),
+        bool(helped),
         evidence,
+        label="E5 cold starts: student RL helps one",
+        figure="helps " + (", ".join(helped) if helped else "none")
+        + "; " + ", ".join(f"{SHORT_LABELS.get(a, a)} {g.wins}/{len(g.diffs)} up" for a, g in gains.items()),
     ))  # fmt: skip
     return out
 
@@ -125,36 +132,46 @@ def kl_work_claims(results: dict[str, Any]) -> list[Claim]:
     pays, student = kw["leak_pays"], kw.get("student", "persuaded")
     tol = results.get("config", {}).get("kl_work_tolerance", 0.0)
     stops = kl_stops_leaks(results, student)
-    out = [(
+    out = [Claim(
         f"KL miniature: the KL term has work (for the RL arms' {student} frozen student: without it the reward pays "
         f"a leaked answer as much as correct steps, no-KL reward of a leak ≥ steps' − {tol}; with it a leak earns "
         "less than correct steps; every seed)",
         all(pays) and all(stops),
         f"leak pays without KL on {sum(pays)}/{len(pays)} seeds, KL stops it on {sum(stops)}/{len(stops)}; "
         + _check_evidence(results),
+        label="KL miniature: the KL term has work",
+        figure=f"leak pays without KL {sum(pays)}/{len(pays)}, KL stops it {sum(stops)}/{len(stops)} seeds",
     )]  # fmt: skip
     arms = kw.get("arms")
     if not arms:
         why = "not run: leaking did not pay without the KL term on every seed (see the check above and its parts)"
-        return out + [("KL miniature: without the KL term the teacher drifts to leaking", False, why),
-                      ("KL miniature: without the KL term its students learn less", False, why)]  # fmt: skip
+        return out + [Claim("KL miniature: without the KL term the teacher drifts to leaking", False, why,
+                            label="KL miniature: no-KL teacher drifts to leaking", figure="not run"),
+                      Claim("KL miniature: without the KL term its students learn less", False, why,
+                            label="KL miniature: no-KL students learn less", figure="not run")]  # fmt: skip
     nokl, kl = arms["no_kl"], arms["with_kl"]
     drift = paired(nokl["leak_share"], kl["leak_share"])
     rise = trend(nokl["rl_leak"]) if nokl["rl_leak"] else 0.0
-    out.append((
+    out.append(Claim(
         "KL miniature: without the KL term the teacher drifts to leaking (its traces' `leak` share above the KL "
         "teacher's, paired, and rising during its RL); with it, it does not",
         drift.held and rise > 0,
         f"`leak` share of the traces {mean_std(nokl['leak_share'])[0]:.2f} vs {mean_std(kl['leak_share'])[0]:.2f}; "
         f"{drift.describe()}; during RL (first → last quarter) no KL {rise:+.3f}, with KL "
         f"{trend(kl['rl_leak']) if kl['rl_leak'] else 0.0:+.3f}",
+        label="KL miniature: no-KL teacher drifts to leaking",
+        figure=f"`leak` share {mean_std(nokl['leak_share'])[0]:.2f} vs {mean_std(kl['leak_share'])[0]:.2f}; "
+        f"{drift.short()}",
     ))  # fmt: skip
     learn = paired(kl["accuracy"], nokl["accuracy"])
-    out.append((
+    means = f"{mean_std(kl['accuracy'])[0]:.3f} vs {mean_std(nokl['accuracy'])[0]:.3f}"
+    out.append(Claim(
         "KL miniature: without the KL term its students learn less (students of the KL teacher above the no-KL "
         "teacher's, paired)",
         learn.held,
-        f"{mean_std(kl['accuracy'])[0]:.3f} vs {mean_std(nokl['accuracy'])[0]:.3f}; {learn.describe()}",
+        f"{means}; {learn.describe()}",
+        label="KL miniature: no-KL students learn less",
+        figure=f"{means}; {learn.short()}",
     ))  # fmt: skip
     return out
 
