@@ -103,3 +103,19 @@ def test_errors_are_one_line(tmp_path, capsys):
     assert cli(["analyze", "--traces", str(traces), "--outcomes", str(ev), "--reward_key", "nope"]) == 2
     assert "no row has a number in 'nope'" in capsys.readouterr().err
     assert cli(["analyze", "--traces", str(traces), "--outcomes", str(ev), "--bins", "0"]) == 2
+
+
+def test_files_are_read_as_records_with_their_role_named(tmp_path, capsys):
+    from rlt.analyze import _read_jsonl
+
+    path = tmp_path / "hand.jsonl"
+    path.write_text('{"question": "a", "reward": 1}\n\n{"question": "b", "reward": 2}')  # no final newline
+    assert [r["question"] for r in _read_jsonl(path, "traces")] == ["a", "b"]  # a finished file's last line
+    path.write_text('{"question": "a"}\nnot json\n')
+    traces, ev = _files(tmp_path)
+    assert cli(["analyze", "--traces", str(path), "--outcomes", str(ev)]) == 2
+    err = capsys.readouterr().err
+    assert "traces: " in err and "line 2 is not valid JSON" in err
+    path.write_text('{"question": "a"}\n{"question": ')
+    with pytest.raises(Exception, match="outcomes: .*the last line is not valid JSON"):
+        _read_jsonl(path, "outcomes")

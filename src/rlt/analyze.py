@@ -102,19 +102,27 @@ def reward_bins(pairs: Sequence[tuple[float, float]], bins: int = 4) -> list[dic
 
 
 def _read_jsonl(path: str | Path, what: str) -> list[dict[str, Any]]:
+    """The records of ``path`` (a directory: its ``samples.jsonl``), errors naming ``what`` it is.
+
+    :func:`rlt.jsonl.read_records` reads them; a finished file's last line without a newline is
+    a record here too (``read_records`` takes it for a write cut short and leaves it out).
+    """
+    from rlt.jsonl import read_records
+
     p = Path(path)
     if p.is_dir():
         p = p / "samples.jsonl"
     if not p.exists():
         raise DataError(f"{what}: {p} does not exist")
-    rows = []
-    for n, line in enumerate(p.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise DataError(f"{what}: {p}, line {n}: not JSON ({err.msg})") from None
+    try:
+        rows = read_records(p)
+        tail = p.read_bytes().rsplit(b"\n", 1)[-1].strip()
+        if tail:
+            rows.append(json.loads(tail))
+    except DataError as err:
+        raise DataError(f"{what}: {err}") from None
+    except json.JSONDecodeError as err:
+        raise DataError(f"{what}: {p}: the last line is not valid JSON ({err.msg})") from None
     return rows
 
 

@@ -60,10 +60,6 @@ def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
 def cached_json(path: Path, fn: Callable[[], Any]) -> Any:
     """``fn()``'s JSON result, computed once: a resumed run reads it back."""
     if path.exists():

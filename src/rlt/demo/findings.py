@@ -13,7 +13,6 @@ Each stage reuses the seed's finished models (stages 0-5) and leaves stage marke
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from rlt.demo.common import (
@@ -25,6 +24,7 @@ from rlt.demo.common import (
     sft_args,
     write_jsonl,
 )
+from rlt.jsonl import read_records
 from rlt.tasks import CountdownTask
 
 
@@ -93,7 +93,7 @@ def e6_transfer(run: SeedRun) -> dict[str, float]:
     for arm, teacher in (("sft_teacher", root / "teacher_sft"), ("rlt_teacher", root / "teacher_rlt")):
         traces = countdown_traces(run, arm, teacher, rows)
         clean = [{"question": r["question"], "solution": r["solution"], "explanation": r["explanation"]}
-                 for r in map(json.loads, traces.read_text().splitlines())]  # fmt: skip
+                 for r in read_records(traces)]  # fmt: skip
         data = write_jsonl(root / f"e6_distill_{arm}.jsonl", clean)
         out_dir = root / f"e6_student_{arm}"
         args = sft_args(

@@ -33,13 +33,13 @@ from rlt.demo.common import (
     cached_json,
     evaluate_dir,
     guard_settings,
-    read_jsonl,
     sft_args,
     write_jsonl,
 )
 from rlt.demo.students import distil, evaluate_student
 from rlt.demo.teachers import rl_teacher
 from rlt.demo.traces import collect_all, reward_parts_by_style, style_fractions, trace_rewards
+from rlt.jsonl import read_records
 from rlt.tasks import STYLES
 
 # The two RL arms against the persuaded student: the paper's KL coefficients, and none.
@@ -117,9 +117,7 @@ def check(run: SeedRun, persuaded: Path) -> dict[str, Any]:
 
 def ablation_arm(run: SeedRun, arm: str, teacher: Path, traces: Path) -> dict[str, Any]:
     """Stage 3 for one RL arm: its traces' styles, its student's accuracy, its RL run's leak share per step."""
-    from rlt.jsonl import read_records
-
-    rows = read_jsonl(traces)
+    rows = read_records(traces)
     clean = [{"question": r["question"], "solution": r["solution"], "explanation": r["explanation"]}
              for r in rows]  # fmt: skip
     name = f"kl_work_{arm}"

@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rlt.demo.common import COMPACT, SeedRun, read_jsonl, sft_args, write_jsonl
+from rlt.demo.common import COMPACT, SeedRun, sft_args, write_jsonl
 from rlt.demo.setup_models import SetUp
 from rlt.demo.teachers import Teachers
 from rlt.demo.traces import read_out, trace_rewards
+from rlt.jsonl import read_records
 
 
 @dataclass
@@ -96,7 +97,7 @@ def teach_students(run: SeedRun, setup: SetUp, teachers: Teachers, traces: dict[
     """Stages 4b-5 for every arm: read-out and rewards of its traces, distillation, evaluation."""
     out = Students()
     for arm in ("no_explanation", *teachers.arms):
-        rows = read_jsonl(traces[arm])
+        rows = read_records(traces[arm])
         out.styles[arm] = dict(
             Counter(run.task.classify_style(r["question"], r["explanation"]) for r in rows)
         )
