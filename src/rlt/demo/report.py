@@ -191,7 +191,8 @@ def _finding_claims(results: dict[str, Any]) -> list[Claim]:
                 "per seed: " + "; ".join(_e4_evidence(s) for s in e4),
                 label="E4: reward predicts a trace's use",
                 figure=f"{sum(rising)}/{len(rising)} seeds"
-                + (f", Spearman {min(rhos):+.2f} … {max(rhos):+.2f}" if rhos else ""),
+                + (f", Spearman {min(rhos):+.2f} … {max(rhos):+.2f}" if len(set(rhos)) > 1 else "")
+                + (f", Spearman {rhos[0]:+.2f}" if len(set(rhos)) == 1 else ""),
             )
         )
     for key, a, b, label, claim in (

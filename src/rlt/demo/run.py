@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.text import Text
 
     from rlt.config import parse
-    from rlt.demo.report import table, write_report
+    from rlt.demo.report import RULE, table, verdicts, write_report
     from rlt.demo.results import aggregate
 
     (cfg,) = parse([DemoArguments], argv)
@@ -87,8 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     results = aggregate(cfg, per_seed, time.time() - start)
     (out / "results.json").write_text(json.dumps(results, indent=2))
     report = write_report(results, out)
-    console.print(table(results))
-    console.print(f"results: {out / 'results.json'}; report: {report} ({results['elapsed_s']:.0f} s)")
+    # The last screen says what held: the students, then the claims with their paired figures, then where
+    # the report (the evidence, the tables, the plots) is.
+    console.print(table(results), markup=False)
+    console.print()
+    console.print(verdicts(results))
+    console.print(Text(RULE))
+    console.print(Text(f"{results['elapsed_s']:.0f} s; results: {out / 'results.json'}"))
+    console.print(Text(f"report: {report}"))
     return 0
 
 
