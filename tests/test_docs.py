@@ -169,17 +169,15 @@ def command_problems(where: str, args: list[str]) -> list[str]:
         if flag not in options
     ]
     if "--config" in rest and rest.index("--config") + 1 < len(rest):
-        recipe = ROOT / rest[rest.index("--config") + 1]
+        given = rest[rest.index("--config") + 1]
+        recipe = ROOT / given
         if recipe.name in ("...", "recipe.yaml", "FILE"):
             return problems  # a placeholder
         if not recipe.is_file():
-            return problems + [f"{where}: `rlt {name} --config {recipe.relative_to(ROOT)}`: no such recipe"]
+            return problems + [f"{where}: `rlt {name} --config {given}`: no such recipe"]
         keys = set(yaml.safe_load(recipe.read_text()) or {}) - {"env"}
         dests = {action.dest for action in parser._actions}
-        problems += [
-            f"{where}: {recipe.relative_to(ROOT)}: `rlt {name}` has no field {key!r}"
-            for key in sorted(keys - dests)
-        ]
+        problems += [f"{where}: {given}: `rlt {name}` has no field {key!r}" for key in sorted(keys - dests)]
     return problems
 
 
@@ -221,13 +219,19 @@ def test_docs_commands_exist_with_their_flags_and_recipe_keys():
     assert problems == [], "\n".join(problems)
 
 
-def test_a_misspelled_flag_or_recipe_key_is_caught():
+def test_a_misspelled_flag_or_recipe_key_is_caught(tmp_path):
     assert command_problems("x.md:1", ["eval", "--harness", "skythought", "--num_sample", "4"]) == [
         "x.md:1: `rlt eval` has no flag --num_sample (`rlt eval --help` lists its fields)"
     ]
     assert command_problems("x.md:1", ["demo", "--seeds=6", "--findings"]) == []
     assert command_problems("x.md:1", ["tarin"])[0].startswith("x.md:1: `rlt tarin`: no such command")
     assert command_problems("x.md:1", ["train", "--config", "recipes/tiny/teacher_rlt.yaml"]) == []
+    recipe = tmp_path / "recipe.yml"
+    recipe.write_text((ROOT / "recipes/tiny/teacher_rlt.yaml").read_text() + "\nlearnig_rate: 0.1\n")
+    assert command_problems("x.md:1", ["train", "--config", str(recipe)]) == [
+        f"x.md:1: {recipe}: `rlt train` has no field 'learnig_rate'"
+    ]
+    assert "no such recipe" in command_problems("x.md:1", ["warmup", "--config", "recipes/nope.yaml"])[0]
 
 
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
