@@ -254,3 +254,11 @@ def test_docs_name_no_file_outside_the_repository():
     # docs/spec.md once sent readers to shared/official-formats.md, a file the repository does not have
     for doc in DOCS:
         assert "official-formats.md" not in doc.read_text(), doc
+
+
+def test_readme_shows_every_ci_lane_as_ci_runs_it():
+    lanes = re.findall(r"^lane (\w+) '(.*)'$", (ROOT / ".ci" / "run").read_text(), re.M)
+    assert lanes
+    readme_lines = [line for _, line in shell_lines((ROOT / "README.md").read_text())]
+    for name, command in lanes:
+        assert any(line.split("  #")[0].strip() == command for line in readme_lines), (name, command)
