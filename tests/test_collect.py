@@ -302,12 +302,15 @@ def test_collect_defaults_in_use_and_its_progress_bar(tiny_model_dir, tmp_path, 
     seen, bars = [], []
 
     class Bar:
-        def __init__(self, **kwargs):
+        def __init__(self, *columns, **kwargs):
             self.kwargs, self.tasks, self.advanced, self.stopped = kwargs, [], 0, False
             bars.append(self)
 
-        def start(self):
-            pass
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.stop()
 
         def add_task(self, description, total):
             self.tasks.append((description, total))
@@ -332,18 +335,18 @@ def test_collect_defaults_in_use_and_its_progress_bar(tiny_model_dir, tmp_path, 
     )
     assert seen == [(args.batch_size, want), (1, want)]
     (bar,) = bars
-    assert bar.kwargs == {"transient": True} and bar.tasks == [("collecting traces", args.batch_size + 1)]
+    assert bar.kwargs == {"transient": True} and bar.tasks == [("collect", args.batch_size + 1)]
     assert bar.advanced == args.batch_size + 1 and bar.stopped
 
 
 def test_seeds_are_in_range_and_tell_ids_apart():
-    from rlt.collect import batch_seed, id_seed
+    from rlt.runner import batch_seed, item_seeds
 
     ids = [f"{q}-{k}" for q in range(300) for k in range(4)]
-    seeds = [id_seed(3, rid) for rid in ids]
+    seeds = item_seeds(3, ids)
     assert all(isinstance(s, int) and 0 <= s < 2**31 for s in seeds)  # vLLM takes a 32-bit seed
     assert len(set(seeds)) == len(ids)
-    assert id_seed(3, "7-0") != id_seed(4, "7-0")
+    assert item_seeds(3, ["7-0"]) != item_seeds(4, ["7-0"])
     batches = [batch_seed(seed, ids[i : i + 3]) for seed in (0, 1, 2**40, 2**62) for i in range(0, 60, 3)]
     assert all(isinstance(s, int) and 0 <= s < 2**63 for s in batches)  # torch.manual_seed's range
     assert len(set(batches)) == len(batches)
@@ -511,11 +514,15 @@ def test_main_writes_logs_and_filters_nothing_unasked(tiny_model_dir, tmp_path, 
     assert len(calls) == 1 and len(calls[0]["prompts"]) == 4
     assert not filtered_path(out).exists()  # no filter asked: nothing derived is written
     err = capsys.readouterr().err
-    assert f"collect: wrote 4 traces (0 already done) to {out}; 3/4 closed; backend transformers\n" in err
+    assert re.search(
+        rf"collect: wrote 4 traces \(0 already done\) to {re.escape(str(out))} in [\d.]+s\n", err
+    )
+    assert f"collect: 4 traces in {out}, 3 closed; backend transformers\n" in err
+    assert "collect: runs on cpu\n" in err  # the device, named
 
 
 def test_main_passes_its_settings(tiny_model_dir, tmp_path, scripted):
-    from rlt.collect import batch_seed
+    from rlt.runner import batch_seed
     from rlt.data import DataArguments
     from rlt.formats import teacher_rl_prompt
     from rlt.generation import SamplingSettings
@@ -647,7 +654,7 @@ def test_main_samples_with_vllm_when_asked(tiny_model_dir, tmp_path, monkeypatch
 
     import rlt.collect as collect_mod
     import rlt.loading as loading
-    from rlt.collect import id_seed
+    from rlt.runner import item_seeds
 
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=_FakeSamplingParams))
     engines = []
@@ -667,7 +674,7 @@ def test_main_samples_with_vllm_when_asked(tiny_model_dir, tmp_path, monkeypatch
     assert cli(argv) == 0
     assert engines[0] == (tiny_model_dir, 3, 0.5)
     ids = ["0-0", "0-1", "1-0", "1-1"]
-    assert engines[1].seen == [id_seed(3, i) for i in ids]
+    assert engines[1].seen == item_seeds(3, ids)
     assert _ids(out) == ids and all(r["closed"] for r in read_records(out))
 
 

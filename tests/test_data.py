@@ -219,7 +219,7 @@ def test_unreadable_missing_unknown_and_empty_files(tmp_path):
         load_rows(DataArguments(dataset_name=str(bad)))
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"question": "q", "solution": \n')
-    with pytest.raises(DataError, match=r"broken.jsonl: cannot read it as json"):
+    with pytest.raises(DataError, match=r"broken.jsonl: line 1 is not valid JSON"):
         load_rows(DataArguments(dataset_name=str(broken)))
     txt = tmp_path / "d.txt"
     txt.write_text("x")

@@ -52,7 +52,7 @@ def test_score_without_teacher(tmp_path, tiny_student_dir, capsys):
         )
     printed = capsys.readouterr().err  # rlt's messages are logged to stderr
     assert printed.count("KL terms cannot be computed") == 1
-    assert "scored 5 rows" in printed and "mean reward" in printed
+    assert "score: wrote 5 rows (0 already done)" in printed and "mean reward" in printed
 
 
 def test_score_with_teacher_matches_the_reward(tmp_path, tiny_model_dir, tiny_student_dir):

@@ -1,24 +1,19 @@
-"""Data-parallel collect/score/eval (rlt.sharding): the share rule, the merge, the manifest, the
-vLLM layout, and end to end under `accelerate launch` with 2 CPU processes (gloo)."""
+"""The runner's pieces (rlt.sharding): the share rule, the merge, the manifest, the vLLM layout,
+and collect/score/eval end to end under `accelerate launch` with 2 CPU processes (gloo)."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from launching import launch as _launch
+from launching import run as _run
 
 from rlt.cli import main as cli
 from rlt.errors import ConfigError
-from rlt.evaluate import merge_eval, sample_key, summarise
 from rlt.jsonl import JsonlAppender, read_records
 from rlt.sharding import (
     Shard,
@@ -30,7 +25,6 @@ from rlt.sharding import (
     merge_shards,
     shard_batches,
     shard_file,
-    shard_files,
     shards_dir,
 )
 
@@ -75,36 +69,6 @@ def test_merge_orders_by_data_set_keeps_each_id_once_and_removes_shards(tmp_path
     assert read_records(out) == [{"id": k} for k in "abcde"] + [{"id": "old"}]
     assert not shards_dir(out).exists() and not (tmp_path / "t.jsonl.merging").exists()
     assert merge_shards(out, ["a"]) is None  # no shards: the output is already whole
-
-
-def test_merge_eval_aggregates_pass_at_k_as_one_process(tmp_path):
-    """Samples of 5 questions x 4, split by the share rule: the merged summary is one process's."""
-    samples = [
-        {"index": i, "sample": s, "correct": (i * 7 + s * 3) % 4 == 0, "status": "ok" if s else "no_answer"}
-        for i in range(5)
-        for s in range(4)
-    ]
-    whole = summarise("t", 5, 4, (1, 2, 4), samples)
-    assert 0 < whole["pass_at_k"]["2"] < 1  # not vacuous
-    samples_file = tmp_path / "ev" / "samples.jsonl"
-    for i in range(2):
-        mine = [smp for _, batch in shard_batches(samples, 3, Shard(i, 2)) for smp in batch]
-        _write(shard_file(samples_file, Shard(i, 2)), mine[::-1])  # any order within a shard
-    assert merge_eval("t", 5, 4, (1, 2, 4), samples_file) == whole
-    assert json.loads((samples_file.parent / "results.json").read_text()) == whole
-    assert [sample_key(r) for r in read_records(samples_file)] == [
-        f"{i}-{s}" for i in range(5) for s in range(4)
-    ]
-    assert not shard_files(samples_file)
-
-
-def test_merge_eval_refuses_missing_samples(tmp_path):
-    samples_file = tmp_path / "samples.jsonl"
-    _write(
-        shard_file(samples_file, Shard(0, 2)), [{"index": 0, "sample": 0, "correct": True, "status": "ok"}]
-    )
-    with pytest.raises(Exception, match="1 of 2 samples are missing after the merge"):
-        merge_eval("t", 2, 1, (1,), samples_file)
 
 
 # --------------------------------------------------------------------------- manifest
@@ -200,30 +164,6 @@ def test_progress_counts_the_lines_every_shard_writes(tmp_path):
 # --------------------------------------------------------------------------- 2 processes, end to end
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _launch(*argv: str) -> list[str]:
-    """`accelerate launch` of 2 CPU processes (torchrun, gloo) running ``rlt ARGV``."""
-    accelerate = str(Path(sys.executable).with_name("accelerate"))
-    return [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
-            "-m", "rlt.cli", *argv]  # fmt: skip
-
-
-def _env() -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}
-
-
-def _run(argv: list[str]) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, env=_env(), timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stderr
-
-
 def _collect_argv(model: str, out: Path, *extra: str) -> list[str]:
     return ["collect", "--teacher", model, "--task", "digits", "--task_size", "7", "--num_traces", "2",
             "--batch_size", "3", "--max_new_tokens", "8", "--out", str(out), *extra]  # fmt: skip
@@ -260,54 +200,6 @@ def test_two_processes_collect_what_one_writes_and_filter_once(tiny_model_dir, t
     assert err.count("collect: merged 12 traces") == 1 and err.count("collect: exported") == 1
     assert err.count("decontaminate: removed 1 of 7 rows") == 1
     assert not shards_dir(tmp_path / "two.jsonl").exists()
-
-
-def _workers(launcher: int) -> dict[int, int]:
-    """``{RANK: pid}`` of the launcher's worker processes (read from /proc)."""
-    found = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            pid, ppid = int(stat.parent.name), int(stat.read_text().rsplit(")", 1)[1].split()[1])
-            env = (stat.parent / "environ").read_bytes().split(b"\0")
-        except (OSError, ValueError, IndexError):
-            continue
-        rank = next((int(e[5:]) for e in env if e.startswith(b"RANK=")), None)
-        if ppid == launcher and rank is not None:
-            found[rank] = pid
-    return found
-
-
-@pytest.mark.slow
-def test_sigkill_of_one_process_then_relaunch_loses_and_redoes_nothing(tiny_model_dir, tmp_path):
-    ref, out = tmp_path / "ref.jsonl", tmp_path / "run" / "k.jsonl"
-    argv = ["collect", "--teacher", tiny_model_dir, "--task", "digits", "--task_size", "24", "--batch_size", "1",
-            "--max_new_tokens", "24"]  # fmt: skip
-    assert cli([*argv, "--out", str(ref)]) == 0
-    launch = _launch(*argv, "--out", str(out))
-    proc = subprocess.Popen(launch, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
-    victim = shard_file(out, Shard(1, 2))
-    deadline = time.time() + 120
-    while time.time() < deadline and proc.poll() is None and len(read_records(victim)) < 2:
-        time.sleep(0.02)
-    workers = _workers(proc.pid)
-    assert proc.poll() is None and 1 in workers, "finished before the kill: the test would prove nothing"
-    os.kill(workers[1], signal.SIGKILL)  # one process, no cleanup; torchrun then stops the other
-    assert proc.wait(timeout=120) != 0
-    before = {p: read_records(p) for p in shard_files(out)}
-    done = sum(map(len, before.values()))
-    assert 0 < done < 24 and not out.exists()
-    with open(victim, "ab") as f:
-        f.write(b'{"id": "23-0", "quest')  # as if the kill had landed mid-line
-    # The same state, relaunched with another process count (one, in-process) below.
-    shutil.copytree(out.parent, tmp_path / "alone")
-    err = _run(launch)
-    assert read_records(out) == read_records(ref)  # every id once, in order, the same traces
-    wrote = [int(n) for n in re.findall(r"collect: shard [12]/2 wrote (\d+) traces", err)]
-    skipped = [int(n) for n in re.findall(r"traces \((\d+) already done\)", err)]
-    assert sum(wrote) == 24 - done and sum(skipped) == done  # finished work is not redone
-    alone = tmp_path / "alone" / "k.jsonl"
-    assert cli([*argv, "--out", str(alone)]) == 0
-    assert read_records(alone) == read_records(ref) and not shard_files(alone)
 
 
 @pytest.mark.slow

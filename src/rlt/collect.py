@@ -1,10 +1,11 @@
 """`rlt collect`: the trained teacher writes explanations for a whole data set.
 
-Output is append-only JSONL with a stable id per (question, trace index). A re-run
-after a crash or a kill skips what is done, redoes a half-written last line, never
-duplicates (see :mod:`rlt.jsonl`). Each batch is sampled with a seed derived from its
-ids, so a resumed run draws the same completions it would have drawn (for the same
-batch size; with vLLM each trace has its own seed, so batching does not matter).
+The job runs on :mod:`rlt.runner` (alone or under ``accelerate launch``): output is
+append-only JSONL with a stable id per (question, trace index); a re-run after a crash or
+a kill skips what is done, redoes a half-written last line, never duplicates; a second
+launch on the same ``--out`` is refused while the first runs. Each batch is sampled with a
+seed derived from its ids (transformers), each trace with its own (vLLM), so a resumed run
+draws the same completions it would have drawn.
 
 Each record: ``id`` (``"{question}-{trace}"``; the question is the data's ``id``
 column or its row index), ``question``, ``solution``, ``explanation`` (the text
@@ -24,18 +25,16 @@ With ``--export_sft FILE`` the kept traces go to ``FILE`` as
 --explanation_column explanation` reads; without it, the kept records go to
 ``<out>.filtered.jsonl``. Both are rewritten whole on every run.
 
-Under ``accelerate launch`` each process writes its share of the batches to its own shard
-and the main process merges them into ``out`` in data-set order, then filters and exports
-once (:mod:`rlt.sharding`). ``<out>.manifest.json`` records the settings that decide a
-trace; a relaunch with others is refused.
+Under ``accelerate launch`` each process samples its share on its own device, and the main
+process filters and exports once. ``<out>.manifest.json`` records the settings that decide
+a trace; a relaunch with others is refused.
 """
 
 from __future__ import annotations
 
 import logging
-import zlib
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,29 +42,10 @@ from typing import Any
 from rlt.config import system_prompt_field
 from rlt.errors import ConfigError, DataError
 from rlt.formats import TagSet, explanation_token_ids, extract_explanation, get_tags, teacher_rl_prompt
-from rlt.generation import (
-    SamplingSettings,
-    choose_backend,
-    generate_transformers,
-    generate_vllm,
-    stop_ids,
-)
-from rlt.jsonl import JsonlAppender, done_ids, read_records
-from rlt.sharding import (
-    Shard,
-    barrier,
-    check_manifest,
-    current_shard,
-    engine_environment,
-    merge_shards,
-    on_main,
-    progress_for,
-    shard_batches,
-    shard_files,
-    shard_path,
-    timed,
-    written_keys,
-)
+from rlt.generation import SamplingSettings, choose_backend, generate_transformers, generate_vllm, stop_ids
+from rlt.jsonl import JsonlAppender, read_records
+from rlt.runner import Batch, Job
+from rlt.sharding import Shard
 from rlt.vllm_engine import VLLMArguments, start_engine
 
 logger = logging.getLogger(__name__)
@@ -81,20 +61,60 @@ def trace_ids(rows: list[dict[str, Any]], num_traces: int) -> list[str]:
     return [f"{_row_id(row, i)}-{k}" for i, row in enumerate(rows) for k in range(num_traces)]
 
 
-def batch_seed(seed: int, ids: list[str]) -> int:
-    """A torch seed that depends only on ``seed`` and the ids in the batch.
+def check_question_ids(rows: list[dict[str, Any]]) -> None:
+    """Refuse two questions with one id: they would share trace ids, and one would be skipped as done."""
+    seen: set[str] = set()
+    dup = sorted({q for q in (_row_id(row, i) for i, row in enumerate(rows)) if q in seen or seen.add(q)})
+    if dup:
+        raise DataError(f"id: the data's id column repeats {dup[:5]}; trace ids must be unique per question")
 
-    Batches are fixed slices of all trace ids (for the same ``batch_size``), whatever is
-    done and however many processes share them, so a resumed or sharded run redraws
-    exactly what one uninterrupted process would have drawn.
-    CRC32 rather than ``hash()``: Python salts string hashes per process.
+
+def trace_work(
+    teacher: Any,
+    tokenizer: Any,
+    *,
+    tags: TagSet,
+    settings: SamplingSettings,
+    system_prompt: str | None = None,
+    reward: Any = None,
+    llm: Any = None,
+) -> Callable[[Batch[dict[str, Any]]], list[dict[str, Any]]]:
+    """The work on one batch of ``(trace id, row)`` items: sample, cut at the close tag, score.
+
+    vLLM seeds each trace (``batch.seeds``: batching does not matter); transformers seeds
+    the batch (``batch.seed``). With ``reward``, each record carries the reward components.
     """
-    return (seed * 1_000_003 + zlib.crc32("\n".join(ids).encode())) % (2**63)
 
+    def work(batch: Batch[dict[str, Any]]) -> list[dict[str, Any]]:
+        prompts = [
+            teacher_rl_prompt(tokenizer, r["question"], r["solution"], tags, system_prompt)
+            for r in batch.items
+        ]
+        if llm is not None:
+            ids = generate_vllm(llm, prompts, settings, batch.seeds, stop_ids(tokenizer))
+        else:
+            ids = generate_transformers(teacher, tokenizer, prompts, settings, batch.seed)
+        records = []
+        for rid, row, comp_ids in zip(batch.keys, batch.items, ids):
+            text = tokenizer.decode(comp_ids, skip_special_tokens=False)
+            expl = extract_explanation(text, tags)
+            records.append({"id": rid, "question": row["question"], "solution": row["solution"],
+                            "explanation": expl.text, "closed": expl.closed, "completion": text})  # fmt: skip
+        if reward is not None:
+            pairs = [explanation_token_ids(c, tokenizer, tags) for c in ids]
+            comps = reward.score_ids(
+                [r["question"] for r in records],
+                [r["solution"] for r in records],
+                [p[0] for p in pairs],
+                [p[1] for p in pairs],
+                teacher_prompt_ids=[tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts],
+                systems=[r.get("system") for r in batch.items],
+            )
+            for rec, comp in zip(records, comps):
+                rec.update({k: v for k, v in comp.items() if k != "closed"})
+        return records
 
-def id_seed(seed: int, rid: str) -> int:
-    """A per-trace seed (vLLM seeds each request on its own; batching does not matter there)."""
-    return (seed * 1_000_003 + zlib.crc32(rid.encode())) % (2**31)
+    return work
 
 
 def collect_traces(
@@ -114,96 +134,39 @@ def collect_traces(
     reward: Any = None,
     llm: Any = None,
     progress: bool = True,
-    shard: Shard | None = None,
-    also_done: Collection[str] = (),
 ) -> dict[str, Any]:
-    """Write ``num_traces`` explanations per row to ``out_path``; returns a summary.
+    """Write ``num_traces`` explanations per row to ``out_path`` (one process); returns a summary.
 
     ``rows`` have ``question`` and ``solution`` (and optionally ``id``). With ``reward``
     (an :class:`rlt.rewards.RLTReward` whose ``teacher`` is this teacher), each record
     also carries the reward components of its explanation. ``llm`` is a vLLM engine to
     sample with instead of ``teacher.generate`` (``teacher`` may then be None unless a
-    reward needs its log-probs). ``shard`` writes only that process's batches
-    (:func:`rlt.sharding.shard_batches`); ``also_done`` are trace ids written elsewhere
-    (the merged output, other shards), skipped like those in ``out_path``.
+    reward needs its log-probs). `rlt collect` runs the same work on many processes.
     """
+    check_question_ids(rows)
     tags = get_tags(tag_format)  # a TagSet keeps its chat style; a name gets stratos
     if reward is not None and getattr(reward, "teacher", None) is None:
         # Without the teacher the KL terms would silently be None; the teacher here is it.
         reward.teacher, reward.teacher_tokenizer = teacher, tokenizer
-    qids = [_row_id(row, i) for i, row in enumerate(rows)]
-    if len(set(qids)) != len(qids):
-        # Two questions with one id would share trace ids: one would be skipped as "done".
-        seen: set[str] = set()
-        dup = sorted({q for q in qids if q in seen or seen.add(q)})
-        raise DataError(f"id: the data's id column repeats {dup[:5]}; trace ids must be unique per question")
-    done = done_ids(out_path) | set(also_done)
-    items = list(zip(trace_ids(rows, num_traces), (row for row in rows for _ in range(num_traces))))
-    # One process's batches of all traces (not of the ones left): a resumed or sharded run
-    # samples each batch with the same mates, so the same batch seed gives the same traces.
-    mine = shard_batches(items, batch_size, shard or Shard())
-    skipped = sum(rid in done for _, batch in mine for rid, _ in batch)
-    batches = [b for b in ([it for it in batch if it[0] not in done] for _, batch in mine) if b]
-    todo = [item for batch in batches for item in batch]
     settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-    written = closed = 0
-    bar = None
-    if progress:
-        from rich.progress import Progress
+    work = trace_work(teacher, tokenizer, tags=tags, settings=settings, system_prompt=system_prompt,
+                      reward=reward, llm=llm)  # fmt: skip
+    closed = 0
 
-        bar = Progress(transient=True)
-        bar.start()
-        task = bar.add_task("collecting traces", total=len(todo))
-    try:
-        with JsonlAppender(out_path) as out:
-            for batch in batches:
-                prompts = [
-                    teacher_rl_prompt(tokenizer, r["question"], r["solution"], tags, system_prompt)
-                    for _, r in batch
-                ]
-                bseed = batch_seed(seed, [rid for rid, _ in batch])
-                if llm is not None:
-                    seeds = [id_seed(seed, rid) for rid, _ in batch]
-                    ids = generate_vllm(llm, prompts, settings, seeds, stop_ids(tokenizer))
-                else:
-                    ids = generate_transformers(teacher, tokenizer, prompts, settings, bseed)
-                records = []
-                for (rid, row), comp_ids in zip(batch, ids):
-                    text = tokenizer.decode(comp_ids, skip_special_tokens=False)
-                    expl = extract_explanation(text, tags)
-                    records.append(
-                        {
-                            "id": rid,
-                            "question": row["question"],
-                            "solution": row["solution"],
-                            "explanation": expl.text,
-                            "closed": expl.closed,
-                            "completion": text,
-                        }
-                    )
-                    closed += expl.closed
-                if reward is not None:
-                    pairs = [explanation_token_ids(c, tokenizer, tags) for c in ids]
-                    comps = reward.score_ids(
-                        [r["question"] for r in records],
-                        [r["solution"] for r in records],
-                        [p[0] for p in pairs],
-                        [p[1] for p in pairs],
-                        teacher_prompt_ids=[
-                            tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts
-                        ],
-                        systems=[r.get("system") for _, r in batch],
-                    )
-                    for rec, comp in zip(records, comps):
-                        rec.update({k: v for k, v in comp.items() if k != "closed"})
-                out.write(records)
-                written += len(records)
-                if bar is not None:
-                    bar.advance(task, len(records))
-    finally:
-        if bar is not None:
-            bar.stop()
-    return {"written": written, "skipped": skipped, "closed": closed, "path": str(out_path)}
+    def counted(batch: Batch[dict[str, Any]]) -> list[dict[str, Any]]:
+        nonlocal closed
+        records = work(batch)
+        closed += sum(r["closed"] for r in records)
+        return records
+
+    with Job("collect", out_path, noun="traces", seed=seed, shard=Shard(), progress=progress) as job:
+        job.run(_trace_items(rows, num_traces), trace_ids(rows, num_traces), batch_size, counted)
+    return {"written": job.written, "skipped": job.skipped, "closed": closed, "path": str(out_path)}
+
+
+def _trace_items(rows: list[dict[str, Any]], num_traces: int) -> list[dict[str, Any]]:
+    """Each row ``num_traces`` times, in :func:`trace_ids`' order."""
+    return [row for row in rows for _ in range(num_traces)]
 
 
 def filter_traces(
@@ -324,6 +287,37 @@ def _rewrite(path: str | Path, records: list[dict[str, Any]]) -> None:
         f.write(records)
 
 
+def _decontaminate(rows: list[dict[str, Any]], args: CollectArguments) -> list[dict[str, Any]]:
+    """``rows`` without the questions that share a word n-gram with ``--decontaminate_against``.
+
+    Ids first: a row's index-based id must not move when rows before it are dropped.
+    """
+    from rlt.decontaminate import decontaminate_rows, load_eval_questions
+
+    rows = [{**row, "id": _row_id(row, i)} for i, row in enumerate(rows)]
+    against = load_eval_questions(args.decontaminate_against or [])
+    kept = decontaminate_rows(rows, against, args.decontaminate_ngram)[0]
+    if not kept:
+        raise DataError("decontaminate_against: every training question is contaminated; nothing to collect")
+    return kept
+
+
+def _reward(args: CollectArguments, data_args: Any, teacher: Any, tok: Any, device: str) -> Any:
+    """The RLT reward of ``--score_with``, the sampling teacher giving it its log-probs."""
+    from rlt.loading import load_model_and_tokenizer
+    from rlt.rewards import RLTReward, RLTRewardConfig
+
+    student, student_tok = load_model_and_tokenizer(args.score_with, device=device)
+    config = RLTRewardConfig(
+        tag_format=data_args.tag_format,
+        chat_format=data_args.chat_format,
+        teacher_temperature=args.temperature,
+        student_system_prompt=args.student_system_prompt,
+        teacher_system_prompt=args.teacher_system_prompt,
+    )
+    return RLTReward(student, student_tok, config, teacher=teacher, teacher_tokenizer=tok)
+
+
 def main(argv: list[str] | None = None) -> int:
     """`rlt collect`: sample, write resumably, then filter/export (see the module docstring)."""
     from rlt.budgets import fit_collect_budget
@@ -343,87 +337,43 @@ def main(argv: list[str] | None = None) -> int:
     if args.decontaminate_ngram < 1:
         raise ConfigError(f"decontaminate_ngram: must be >= 1, got {args.decontaminate_ngram}")
     backend = choose_backend(args.backend)
-    shard = current_shard()
     settings = manifest_settings(args, data_args.tag_format, data_args.chat_format, backend)
-    check_manifest(args.out, settings, shard, write=False)  # before the slow loads; written below
     rows = load_rows(data_args).to_list()
-    if args.decontaminate_against:
-        from rlt.decontaminate import decontaminate_rows, load_eval_questions
-
-        # Ids first: a row's index-based id must not move when rows before it are dropped.
-        rows = [{**row, "id": _row_id(row, i)} for i, row in enumerate(rows)]
-
-        def clean(rows: list[dict[str, Any]] = rows) -> list[dict[str, Any]]:
-            against = load_eval_questions(args.decontaminate_against)
-            return decontaminate_rows(rows, against, args.decontaminate_ngram)[0]
-
-        # Once, on the main process (it may fetch the evaluation sets, and it logs the drops).
-        rows = on_main(shard, clean)
-        if not rows:
-            raise DataError(
-                "decontaminate_against: every training question is contaminated; nothing to collect"
-            )
-    args.max_new_tokens = fit_collect_budget(args, data_args, rows)  # before any weights load
-    llm = None
-    if backend == "vllm":
-        prompt_tok, tags = load_tokenizer(args.teacher), data_args.tags()
-        prompts = [
-            teacher_rl_prompt(prompt_tok, r["question"], r["solution"], tags, args.teacher_system_prompt)
-            for r in rows
-        ]
-        with engine_environment(shard, vllm_args.tensor_parallel_size):
-            llm = start_engine(args.teacher, args.seed, vllm_args, prompt_tok, prompts, args.max_new_tokens)
-    if llm is None or args.score_with:
-        # The transformers teacher samples (no vLLM) or gives the reward its log-probs.
-        model, tok = load_model_and_tokenizer(args.teacher)
-    else:
-        model, tok = None, load_tokenizer(args.teacher)
-    reward = None
-    if args.score_with:
-        from rlt.rewards import RLTReward, RLTRewardConfig
-
-        student, student_tok = load_model_and_tokenizer(args.score_with)
-        reward = RLTReward(
-            student,
-            student_tok,
-            RLTRewardConfig(
-                tag_format=data_args.tag_format,
-                chat_format=data_args.chat_format,
-                teacher_temperature=args.temperature,
-                student_system_prompt=args.student_system_prompt,
-                teacher_system_prompt=args.teacher_system_prompt,
-            ),
-            teacher=model,
-            teacher_tokenizer=tok,
+    check_question_ids(rows)
+    with Job("collect", args.out, settings, noun="traces", seed=args.seed) as job:
+        if args.decontaminate_against:
+            rows = job.once(
+                lambda: _decontaminate(rows, args)
+            )  # it may fetch the sets, and it logs the drops
+        args.max_new_tokens = fit_collect_budget(args, data_args, rows)  # before any weights load
+        tags = data_args.tags()
+        llm = None
+        if backend == "vllm":
+            prompt_tok = load_tokenizer(args.teacher)
+            prompts = [
+                teacher_rl_prompt(prompt_tok, r["question"], r["solution"], tags, args.teacher_system_prompt)
+                for r in rows
+            ]
+            with job.engine_environment(vllm_args.tensor_parallel_size):
+                llm = start_engine(
+                    args.teacher, args.seed, vllm_args, prompt_tok, prompts, args.max_new_tokens
+                )
+        if llm is None or args.score_with:
+            # The transformers teacher samples (no vLLM) or gives the reward its log-probs.
+            model, tok = load_model_and_tokenizer(args.teacher, device=job.device)
+        else:
+            model, tok = None, load_tokenizer(args.teacher)
+        reward = _reward(args, data_args, model, tok, job.device) if args.score_with else None
+        sampling = SamplingSettings(args.temperature, args.top_p, args.max_new_tokens)
+        work = trace_work(model, tok, tags=tags, settings=sampling, system_prompt=args.teacher_system_prompt,
+                          reward=reward, llm=llm)  # fmt: skip
+        records = job.run(
+            _trace_items(rows, args.num_traces), trace_ids(rows, args.num_traces), args.batch_size, work
         )
-    # Sharded (or resuming a sharded run): skip what any shard or the merged output holds.
-    out_path, also_done = shard_path(args.out, shard), set()
-    if shard.count > 1 or shard_files(args.out):
-        done_ids(out_path)  # cut this shard's own half-written last line; others cut theirs
-        also_done = written_keys(args.out)
-    check_manifest(args.out, settings, shard)
-    barrier(shard)  # every process has read what is done before any writes more
-    all_ids = trace_ids(rows, args.num_traces)
-    left = sum(rid not in also_done for rid in all_ids)
-    with progress_for(shard, args.out, left, "collecting traces"), timed() as seconds:
-        summary = collect_traces(
-            model, tok, rows, out_path, num_traces=args.num_traces, temperature=args.temperature,
-            top_p=args.top_p, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed,
-            tag_format=data_args.tags(), system_prompt=args.teacher_system_prompt, reward=reward, llm=llm,
-            progress=shard.count == 1, shard=shard, also_done=also_done,
-        )  # fmt: skip
-    where = f"{shard.label} " if shard.count > 1 else ""
-    logger.info(
-        f"collect: {where}wrote {summary['written']} traces ({summary['skipped']} already done) to {out_path}; "
-        f"{summary['closed']}/{summary['written']} closed; backend {backend}"
-        + (f"; {seconds():.1f}s" if shard.count > 1 else "")
-    )
-    barrier(shard)  # every share is written
-    if not shard.is_main:
-        return 0  # the merge, the filters and the export run once, on the main process
-    merged = merge_shards(args.out, all_ids)
-    if merged is not None:
-        logger.info(f"collect: merged {merged} traces into {args.out}")
+    if records is None:
+        return 0  # not the main process: the filters and the export run once, on the main one
+    closed = sum(bool(r.get("closed")) for r in records)
+    logger.info(f"collect: {len(records)} traces in {args.out}, {closed} closed; backend {backend}")
     filtering = args.drop_unclosed or args.keep_best_k is not None or args.max_trace_tokens is not None
     if filtering or args.export_sft:
         records = read_records(args.out)

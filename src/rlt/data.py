@@ -23,6 +23,7 @@ The three views are what the stages train on (spec §2):
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -125,7 +126,9 @@ def _csv_text_features(path: Path) -> Any:
     try:
         with open(path, newline="", encoding="utf-8") as f:
             header = next(csv.reader(f), [])
-    except (OSError, UnicodeDecodeError) as err:
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid UTF-8 text ({err.reason} at byte {err.start})") from err
+    except OSError as err:
         raise DataError(f"{path}: cannot read it as csv ({err})") from err
     return Features({name: Value("string") for name in header}) if header else None
 
@@ -188,7 +191,26 @@ def _load_local(path: Path, split: str) -> Dataset:
     except Exception as err:  # datasets raises many types for unreadable files
         if "corresponds to no data" in str(err):
             raise DataError(f"{path}: the data set has 0 rows") from err
-        raise DataError(f"{path}: cannot read it as {builder} ({type(err).__name__}: {err})") from err
+        raise DataError(f"{path}: {_unreadable(path, builder, err)}") from err
+
+
+def _unreadable(path: Path, builder: str, err: BaseException) -> str:
+    """Why datasets could not read ``path``, said as the user can fix it: the byte that is not
+    UTF-8, the JSON line that does not parse, else datasets' own message."""
+    if builder in ("json", "csv"):
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as bad:
+            return f"not valid UTF-8 text ({bad.reason} at byte {bad.start})"
+    if builder == "json":
+        if not text.lstrip().startswith("["):  # JSON lines: name the first that does not parse
+            for n, line in enumerate(text.splitlines(), 1):
+                try:
+                    if line.strip():
+                        json.loads(line)
+                except json.JSONDecodeError as bad:
+                    return f"line {n} is not valid JSON ({bad.msg})"
+    return f"cannot read it as {builder} ({type(err).__name__}: {err})"
 
 
 def _looks_local(name: str) -> bool:

@@ -4,8 +4,8 @@ Answers are read from between the solution tags and checked by the task's verifi
 (``digits``, ``countdown``) or by math-verify in a worker process with a hard timeout
 (math-verify's own timeout uses signals: main thread only, and it cannot stop a
 runaway sympy call in C). pass@k uses the unbiased estimator of Chen et al. (2021).
-Under ``accelerate launch`` each process answers its share of the batches into a resumable
-shard and the main process summarises all samples at once (:mod:`rlt.sharding`).
+`rlt eval` runs on :mod:`rlt.runner`: resumable alone or under ``accelerate launch`` (each
+process answers its share on its own device; the main process summarises all samples).
 """
 
 from __future__ import annotations
@@ -20,31 +20,9 @@ from typing import Any
 from rlt.data import row_system
 from rlt.errors import ConfigError, DataError
 from rlt.formats import TagSet, get_tags, student_prompt
-from rlt.generation import (
-    SamplingSettings,
-    choose_backend,
-    generate_transformers,
-    generate_vllm,
-    stop_ids,
-)
-from rlt.jsonl import JsonlAppender, read_records
+from rlt.generation import SamplingSettings, choose_backend, generate_transformers, generate_vllm, stop_ids
 from rlt.metrics import pass_at_k
-from rlt.sharding import (
-    Shard,
-    barrier,
-    check_manifest,
-    current_shard,
-    engine_environment,
-    gather_shards,
-    progress_for,
-    remove_shards,
-    shard_batches,
-    shard_file,
-    shard_files,
-    shards_dir,
-    timed,
-    written_keys,
-)
+from rlt.runner import Batch, Job, partial_samples, sample_jobs, sample_key
 from rlt.verify import Checker, MathVerifier, extract_answer, gpqa_letter, gpqa_row, task_checker
 from rlt.vllm_engine import VLLMArguments, start_engine
 
@@ -183,36 +161,32 @@ def evaluate_model(
     ``task`` is a task name (``digits``, ``countdown``, ``gpqa_diamond``, or anything
     else for math-verify), an :class:`EvalTask`, or a checker ``(row, answer) ->
     (correct, status)``. The model answers in the student format; greedy when
-    ``num_samples == 1``, else sampled at ``temperature`` (seeded per batch). With
-    ``out_dir``, writes ``results.json``, ``results.md`` and ``samples.jsonl`` there.
-    ``llm`` is a vLLM engine to generate with instead of ``model.generate``.
+    ``num_samples == 1``, else sampled at ``temperature``. With ``out_dir``, writes
+    ``results.json``, ``results.md`` and ``samples.jsonl`` there. ``llm`` is a vLLM engine
+    to generate with instead of ``model.generate``. One process, in memory: `rlt eval`
+    runs the same work on :mod:`rlt.runner`, resumably and on many processes.
     """
-    tags = get_tags(tag_format)
-    if num_samples < 1 or any(k < 1 or k > num_samples for k in ks):
-        raise ConfigError(f"k: every k must be in 1..num_samples ({num_samples}), got {list(ks)}")
+    check_ks(ks, num_samples)
     name, check, fallback, closer = _resolve_task(task, math_timeout)
-    settings = SamplingSettings(
-        temperature=0.0 if num_samples == 1 else temperature, max_new_tokens=max_new_tokens
-    )
-    jobs = [(i, s) for i in range(len(rows)) for s in range(num_samples)]
-    samples: list[dict[str, Any]] = []
-    bar = _progress(progress, f"eval {name}", len(jobs))
+    work = answer_work(model, tokenizer, rows, num_samples=num_samples, temperature=temperature,
+                       max_new_tokens=max_new_tokens, tags=get_tags(tag_format), system_prompt=system_prompt,
+                       llm=llm, check=check, fallback=fallback)  # fmt: skip
     try:
-        for start in range(0, len(jobs), batch_size):
-            batch = jobs[start : start + batch_size]
-            samples += _answer_batch(model, tokenizer, rows, batch, start, settings, tags, system_prompt,
-                                     seed, llm, check, fallback)  # fmt: skip
-            if bar is not None:
-                bar[0].advance(bar[1], len(batch))
+        with Job(f"eval {name}", None, key=sample_key, seed=seed, progress=progress) as job:
+            samples = job.run(*sample_jobs(len(rows), num_samples), batch_size, work) or []
     finally:
-        if bar is not None:
-            bar[0].stop()
         if closer is not None:
             closer()
     results = summarise(name, len(rows), num_samples, ks, samples)
     if out_dir is not None:
         write_results(results, samples, out_dir)
     return results
+
+
+def check_ks(ks: Collection[int], num_samples: int) -> None:
+    """Every pass@k needs ``1 <= k <= num_samples``: refused before any work, not at the summary."""
+    if num_samples < 1 or any(k < 1 or k > num_samples for k in ks):
+        raise ConfigError(f"k: every k must be in 1..num_samples ({num_samples}), got {list(ks)}")
 
 
 def _resolve_task(task: str | EvalTask | Checker, math_timeout: float) -> tuple[str, Checker, bool, Any]:
@@ -227,119 +201,45 @@ def _resolve_task(task: str | EvalTask | Checker, math_timeout: float) -> tuple[
     return getattr(task, "__name__", "custom"), task, True, None
 
 
-def _answer_batch(
-    model: Any, tokenizer: Any, rows: list[dict[str, Any]], batch: list[tuple[int, int]], start: int,
-    settings: SamplingSettings, tags: TagSet, system_prompt: str | None, seed: int, llm: Any, check: Checker,
-    fallback: bool,
-) -> list[dict[str, Any]]:  # fmt: skip
-    """The checked samples of one batch of ``(question, sample)`` jobs starting at job ``start``."""
-    prompts = [
-        student_prompt(tokenizer, rows[i]["question"], tags, row_system(rows[i], system_prompt))
-        for i, _ in batch
-    ]
-    if llm is not None:
-        # One seed per (question, sample): independent of batching.
-        seeds = [seed * 1_000_003 + i * 1_009 + s for i, s in batch]
-        ids = generate_vllm(llm, prompts, settings, seeds, stop_ids(tokenizer))
-    else:
-        ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
-    samples = []
-    for (i, s), comp in zip(batch, ids):
-        text = decode_answer(tokenizer, comp, tags)
-        answer = extract_answer(text, tags, fallback=fallback)
-        correct, status = check(rows[i], answer) if answer is not None else (False, "no_answer")
-        samples.append({"index": i, "sample": s, "question": rows[i]["question"],
-                        "solution": rows[i]["solution"], "completion": text, "answer": answer,
-                        "correct": bool(correct), "status": status})  # fmt: skip
-    return samples
+def answer_work(
+    model: Any, tokenizer: Any, rows: list[dict[str, Any]], *, num_samples: int, temperature: float,
+    max_new_tokens: int, tags: TagSet, system_prompt: str | None, llm: Any, check: Checker, fallback: bool,
+) -> Callable[[Batch[tuple[int, int]]], list[dict[str, Any]]]:  # fmt: skip
+    """The work on one batch of ``(question, sample)`` items: answer in the student format, check.
 
-
-# --------------------------------------------------------------------------- many processes
-
-
-def sample_key(sample: dict[str, Any]) -> str:
-    """The resume key of an eval sample: ``"{question index}-{sample}"``."""
-    return f"{sample['index']}-{sample['sample']}"
-
-
-def evaluate_share(
-    model: Any,
-    tokenizer: Any,
-    rows: list[dict[str, Any]],
-    task: str | EvalTask | Checker,
-    shard: Shard,
-    samples_path: str | Path,
-    *,
-    num_samples: int = 1,
-    temperature: float = 0.7,
-    max_new_tokens: int = 1024,
-    batch_size: int = 32,
-    tag_format: str | TagSet = "bespoke",
-    system_prompt: str | None = None,
-    seed: int = 0,
-    math_timeout: float = 5.0,
-    llm: Any = None,
-    done: Collection[str] = (),
-) -> dict[str, int]:
-    """:func:`evaluate_model`'s samples for ``shard``'s batches, appended resumably to ``samples_path``.
-
-    The same batches (and so seeds) as one process (:func:`rlt.sharding.shard_batches`);
-    ``done`` are sample keys already written (by any shard) and skipped. The main process
-    summarises all shards afterwards (:func:`merge_eval`). Returns ``{written, skipped}``.
+    Greedy when ``num_samples == 1``. vLLM seeds each sample (``batch.seeds``), transformers
+    the batch (``batch.seed``).
     """
-    tags = get_tags(tag_format)
-    if num_samples < 1:
-        raise ConfigError(f"num_samples: must be >= 1, got {num_samples}")
-    name, check, fallback, closer = _resolve_task(task, math_timeout)
     settings = SamplingSettings(
         temperature=0.0 if num_samples == 1 else temperature, max_new_tokens=max_new_tokens
     )
-    jobs = [(i, s) for i in range(len(rows)) for s in range(num_samples)]
-    done = set(done) | {sample_key(r) for r in read_records(samples_path, repair=True)}
-    mine = shard_batches(jobs, batch_size, shard)
-    written = skipped = 0
-    try:
-        with JsonlAppender(samples_path) as out:
-            for start, batch in mine:
-                todo = [(i, s) for i, s in batch if f"{i}-{s}" not in done]
-                skipped += len(batch) - len(todo)
-                if todo:
-                    out.write(_answer_batch(model, tokenizer, rows, todo, start, settings, tags, system_prompt,
-                                            seed, llm, check, fallback))  # fmt: skip
-                    written += len(todo)
-    finally:
-        if closer is not None:
-            closer()
-    return {"written": written, "skipped": skipped}
 
+    def work(batch: Batch[tuple[int, int]]) -> list[dict[str, Any]]:
+        prompts = [
+            student_prompt(tokenizer, rows[i]["question"], tags, row_system(rows[i], system_prompt))
+            for i, _ in batch.items
+        ]
+        if llm is not None:
+            ids = generate_vllm(llm, prompts, settings, batch.seeds, stop_ids(tokenizer))
+        else:
+            ids = generate_transformers(model, tokenizer, prompts, settings, batch.seed)
+        samples = []
+        for (i, s), comp in zip(batch.items, ids):
+            text = decode_answer(tokenizer, comp, tags)
+            answer = extract_answer(text, tags, fallback=fallback)
+            correct, status = check(rows[i], answer) if answer is not None else (False, "no_answer")
+            samples.append({"index": i, "sample": s, "question": rows[i]["question"],
+                            "solution": rows[i]["solution"], "completion": text, "answer": answer,
+                            "correct": bool(correct), "status": status})  # fmt: skip
+        return samples
 
-def merge_eval(
-    name: str, num_questions: int, num_samples: int, ks: tuple[int, ...], samples_file: Path
-) -> dict[str, Any]:
-    """Main process, after the barrier: every shard's samples, in job order, summarised as one
-    process would (pass@k per question over all its samples), written, then the shards removed."""
-    order = [f"{i}-{s}" for i in range(num_questions) for s in range(num_samples)]
-    wanted = set(order)
-    # Only this run's samples: a shard of an earlier, longer run (a larger --limit) may hold more.
-    samples = [
-        r
-        for r in gather_shards(samples_file, order, sample_key, include_out=False)
-        if sample_key(r) in wanted
-    ]
-    if len(samples) != len(order):
-        raise DataError(
-            f"{shards_dir(samples_file)}: {len(order) - len(samples)} of {len(order)} samples are missing after the merge"
-        )
-    results = summarise(name, num_questions, num_samples, ks, samples)
-    write_results(results, samples, samples_file.parent)
-    remove_shards(samples_file)
-    return results
+    return work
 
 
 def eval_manifest(args: EvalArguments, backend: str) -> dict[str, Any]:
-    """What decides an eval sample; a partial multi-process eval resumes only under these."""
-    return {k: getattr(args, k) for k in ("model", "task", "dataset_name", "limit", "num_samples", "temperature",
-            "max_new_tokens", "tag_format", "chat_format", "system_prompt", "seed")} | {
+    """What decides an eval sample; a partial eval resumes only under these."""
+    return {k: getattr(args, k) for k in ("model", "task", "harness", "dataset_name", "limit", "num_samples",
+            "temperature", "max_new_tokens", "tag_format", "chat_format", "system_prompt", "seed")} | {
         "backend": backend, "batch_size": args.batch_size if backend == "transformers" else None}  # fmt: skip
 
 
@@ -358,16 +258,6 @@ def decode_answer(tokenizer: Any, ids: list[int], tags: Any) -> str:
     special |= {i for i, tok in decoder.items() if getattr(tok, "special", False)}
     drop = special - keep
     return tokenizer.decode([i for i in ids if i not in drop], skip_special_tokens=False)
-
-
-def _progress(enabled: bool, label: str, total: int) -> tuple[Any, Any] | None:
-    if not enabled:
-        return None
-    from rich.progress import Progress
-
-    bar = Progress(transient=True)
-    bar.start()
-    return bar, bar.add_task(label, total=total)
 
 
 def summarise(
@@ -468,42 +358,6 @@ class EvalArguments:
     )
 
 
-def _evaluate_sharded(
-    args: EvalArguments, shard: Shard, task: EvalTask, model: Any, tok: Any, llm: Any, backend: str
-) -> dict[str, Any] | None:
-    """`rlt eval` under ``accelerate launch``: this process's share into its shard, then (main
-    process) the summary of all shards. None on the other processes."""
-    samples_file = Path(args.out) / "samples.jsonl"
-    if any(k < 1 or k > args.num_samples for k in args.k):  # before the work, not at the summary
-        raise ConfigError(f"k: every k must be in 1..num_samples ({args.num_samples}), got {list(args.k)}")
-    check_manifest(samples_file, eval_manifest(args, backend), shard, path=eval_manifest_path(samples_file))
-    # Not samples.jsonl itself: that is a finished eval's (maybe another model's), never resumed.
-    done = written_keys(samples_file, sample_key, include_out=False)
-    barrier(shard)  # every process has read what is done before any writes more
-    left = sum(f"{i}-{s}" not in done for i in range(len(task.rows)) for s in range(args.num_samples))
-    path = shard_file(samples_file, shard)
-    with progress_for(shard, samples_file, left, f"eval {task.name}"), timed() as seconds:
-        share = evaluate_share(
-            model, tok, task.rows, task, shard, path, num_samples=args.num_samples, temperature=args.temperature,
-            max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-            tag_format=get_tags(args.tag_format, args.chat_format), system_prompt=args.system_prompt,
-            seed=args.seed, math_timeout=args.math_timeout, llm=llm, done=done,
-        )  # fmt: skip
-    logger.info(
-        f"eval {task.name}: {shard.label} wrote {share['written']} samples ({share['skipped']} already done) "
-        f"to {path} in {seconds():.1f}s"
-    )
-    barrier(shard)  # every share is written
-    if not shard.is_main:
-        return None
-    return merge_eval(task.name, len(task.rows), args.num_samples, tuple(args.k), samples_file)
-
-
-def eval_manifest_path(samples_file: Path) -> Path:
-    """Among the shards: a finished eval leaves none, so the next one (any model) starts afresh."""
-    return shards_dir(samples_file) / "manifest.json"
-
-
 def main(argv: list[str] | None = None) -> int:
     """`rlt eval`: load the task, answer, check, write ``results.json``/``results.md``/``samples.jsonl``."""
     from rlt.budgets import fit_eval_budget
@@ -516,41 +370,33 @@ def main(argv: list[str] | None = None) -> int:
 
         return main_harness(args, argv, vllm_args)
     backend = choose_backend(args.backend)
-    shard = current_shard()
-    samples_file = Path(args.out) / "samples.jsonl"
-    # Many processes, or one resuming a partial multi-process eval: shards, then a merge.
-    sharded = shard.count > 1 or bool(shard_files(samples_file))
-    if sharded:  # a mismatch stops the run before the slow loads
-        path = eval_manifest_path(samples_file)
-        check_manifest(samples_file, eval_manifest(args, backend), shard, write=False, path=path)
-    task = load_eval_task(args.task, args.dataset_name, args.limit, math_timeout=args.math_timeout)
-    try:
-        args.max_new_tokens = fit_eval_budget(args, task.rows)  # before any weights load
-        llm = None
-        if backend == "vllm":
-            model, tok = None, load_tokenizer(args.model)
+    check_ks(args.k, args.num_samples)
+    with Job(f"eval {args.task}", partial_samples(args.out), eval_manifest(args, backend), noun="samples",
+             key=sample_key, seed=args.seed, keep=False) as job:  # fmt: skip
+        task = load_eval_task(args.task, args.dataset_name, args.limit, math_timeout=args.math_timeout)
+        try:
+            args.max_new_tokens = fit_eval_budget(args, task.rows)  # before any weights load
             tags = get_tags(args.tag_format, args.chat_format)
-            prompts = [
-                student_prompt(tok, r["question"], tags, row_system(r, args.system_prompt)) for r in task.rows
-            ]
-            with engine_environment(shard, vllm_args.tensor_parallel_size):
-                llm = start_engine(args.model, args.seed, vllm_args, tok, prompts, args.max_new_tokens)
-        else:
-            model, tok = load_model_and_tokenizer(args.model)
-        if sharded:
-            res = _evaluate_sharded(args, shard, task, model, tok, llm, backend)
-            if res is None:
-                return 0  # not the main process: its share is written, the main one reports
-        else:
-            res = evaluate_model(
-                model, tok, task.rows, task, num_samples=args.num_samples, ks=tuple(args.k),
-                temperature=args.temperature, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
-                tag_format=get_tags(args.tag_format, args.chat_format), system_prompt=args.system_prompt,
-                out_dir=args.out, seed=args.seed, math_timeout=args.math_timeout, llm=llm,
-            )  # fmt: skip
-    finally:
-        if task.closer is not None:
-            task.closer()
+            llm = None
+            if backend == "vllm":
+                model, tok = None, load_tokenizer(args.model)
+                prompts = [student_prompt(tok, r["question"], tags, row_system(r, args.system_prompt))
+                           for r in task.rows]  # fmt: skip
+                with job.engine_environment(vllm_args.tensor_parallel_size):
+                    llm = start_engine(args.model, args.seed, vllm_args, tok, prompts, args.max_new_tokens)
+            else:
+                model, tok = load_model_and_tokenizer(args.model, device=job.device)
+            work = answer_work(model, tok, task.rows, num_samples=args.num_samples, temperature=args.temperature,
+                               max_new_tokens=args.max_new_tokens, tags=tags, system_prompt=args.system_prompt,
+                               llm=llm, check=task.check, fallback=task.fallback)  # fmt: skip
+            samples = job.run(*sample_jobs(len(task.rows), args.num_samples), args.batch_size, work)
+        finally:
+            if task.closer is not None:
+                task.closer()
+        if samples is None:
+            return 0  # not the main process: its share is written, the main one reports
+        res = summarise(task.name, len(task.rows), args.num_samples, tuple(args.k), samples)
+        write_results(res, samples, args.out)  # before the job ends and removes its partial samples
     logger.info(f"eval {task.name}: accuracy {res['accuracy']:.3f} over {res['num_questions']} questions "
           f"({res['num_samples']} samples each); pass@k {res['pass_at_k']}; "
           f"{res['timeouts']} timeouts, {res['no_answer']} without an answer; results in {args.out}")  # fmt: skip

@@ -6,6 +6,7 @@ The engine itself (settings, checks, start) is :mod:`rlt.vllm_engine`'s.
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,12 +73,7 @@ def generate_transformers(
     finally:
         model.train(was_training)
     new = out[:, enc["input_ids"].shape[1] :].tolist()
-    stop = {tokenizer.eos_token_id, tokenizer.pad_token_id} - {None}
-    result = []
-    for ids in new:
-        cut = next((i for i, t in enumerate(ids) if t in stop), len(ids))
-        result.append(ids[:cut])
-    return result
+    return [cut_at_stop(ids, stop_ids(tokenizer)) for ids in new]
 
 
 def generate_vllm(
@@ -107,13 +103,13 @@ def generate_vllm(
         )
         for s in per_prompt
     ]
-    stop = set(stop_token_ids or ())
-    result = []
-    for out in llm.generate(prompts, params, use_tqdm=False):
-        ids = list(out.outputs[0].token_ids)
-        cut = next((i for i, t in enumerate(ids) if t in stop), len(ids))
-        result.append(ids[:cut])
-    return result
+    outputs = llm.generate(prompts, params, use_tqdm=False)
+    return [cut_at_stop(list(out.outputs[0].token_ids), stop_token_ids or ()) for out in outputs]
+
+
+def cut_at_stop(ids: list[int], stop: Collection[int]) -> list[int]:
+    """``ids`` up to (without) the first end-of-sequence or padding id in ``stop``."""
+    return next((ids[:i] for i, t in enumerate(ids) if t in stop), ids)
 
 
 def stop_ids(tokenizer: Any) -> list[int]:

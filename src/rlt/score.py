@@ -5,7 +5,7 @@ explanation per row (column names mappable). Output: one JSONL row per input row
 the input fields plus every reward component and a stable ``id`` (the input's ``id``
 column if it has one, else the row index). Re-running skips ids already written; a
 half-written last line is cut and redone. Under ``accelerate launch`` each process scores
-its share into its own shard, merged into ``--output`` in input order (:mod:`rlt.sharding`).
+its share on its own device, merged into ``--output`` in input order (:mod:`rlt.runner`).
 
 Without ``--teacher`` the KL terms cannot be computed: ``kl_mean``/``kl_max`` are
 null and ``reward = r_SS + p``.
@@ -18,28 +18,15 @@ Example::
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from rlt.errors import DataError
+from rlt.errors import ConfigError, DataError
 from rlt.rewards import RLTReward, RLTRewardConfig
-from rlt.sharding import (
-    barrier,
-    check_manifest,
-    current_shard,
-    merge_shards,
-    progress_for,
-    shard_batches,
-    shard_files,
-    shard_path,
-    timed,
-    written_keys,
-)
+from rlt.runner import Batch, Job
 
 logger = logging.getLogger(__name__)
 
@@ -82,50 +69,15 @@ class ScoreArguments:
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Rows of a JSON (list of objects, or JSON lines), JSONL, CSV or Parquet file."""
-    path = Path(path)
-    if not path.exists():
+    """Rows of a JSON (a list of objects, or JSON lines), JSONL, CSV or Parquet file, read by
+    ``datasets`` as every other command reads a local data set (:func:`rlt.data.load_raw`)."""
+    from rlt.data import DataArguments, load_raw
+
+    if not Path(path).exists():
         raise FileNotFoundError(f"input file {str(path)!r} does not exist")
-    try:
-        rows = _read_rows(path)
-    except UnicodeDecodeError as err:
-        # Without this a bad byte is a traceback; name the file and the byte offset instead.
-        raise DataError(f"{path}: not valid UTF-8 text ({err.reason} at byte {err.start})") from err
+    rows = load_raw(DataArguments(dataset_name=str(path))).to_list()
     if not rows:
-        # Otherwise the empty file is reported as "missing columns", which hides the real problem.
         raise DataError(f"{path}: no rows")
-    return rows
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json"):
-        text = path.read_text(encoding="utf-8")
-        stripped = text.lstrip()
-        if suffix == ".json" and stripped.startswith("["):
-            try:
-                rows = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise DataError(f"{path}: not valid JSON ({err.msg}, line {err.lineno})") from err
-        else:
-            rows = []
-            for n, line in enumerate(text.splitlines(), 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError as err:
-                        raise DataError(f"{path}: line {n} is not valid JSON ({err.msg})") from err
-    elif suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    elif suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
-    else:
-        raise DataError(f"{path}: unknown file type {suffix!r}; expected .json, .jsonl, .csv or .parquet")
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise DataError(f"{path}: expected a list of objects (one per row)")
     return rows
 
 
@@ -152,9 +104,10 @@ def _closed(value: Any, index: int, path: str, column: str) -> bool:
     raise DataError(f"{path}: row {index}: column {column!r} is {value!r}, expected a boolean")
 
 
-def prepare_rows(
-    rows: list[dict[str, Any]], args: ScoreArguments, tags: Any
-) -> list[tuple[str, Any, dict[str, Any], str, str, str, bool]]:
+ScoreRow = tuple[str, Any, dict[str, Any], str, str, str, bool]
+
+
+def prepare_rows(rows: list[dict[str, Any]], args: ScoreArguments, tags: Any) -> list[ScoreRow]:
     """Validated ``(key, id, row, question, solution, explanation, closed)`` for every input row.
 
     ``id`` is the row's id column value (or its index); ``key = str(id)`` is what resuming compares.
@@ -209,94 +162,52 @@ def manifest_settings(args: ScoreArguments, config: RLTRewardConfig) -> dict[str
 
 
 def run(args: ScoreArguments, config: RLTRewardConfig) -> dict[str, Any]:
-    """Score ``args.input`` into ``args.output``; returns a summary."""
+    """Score ``args.input`` into ``args.output`` (on :mod:`rlt.runner`); returns a summary."""
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from rlt.formats import get_tags
-    from rlt.jsonl import JsonlAppender, done_ids, read_records
     from rlt.loading import load_model_and_tokenizer
 
     if args.batch_size <= 0:
-        from rlt.errors import ConfigError
-
         raise ConfigError(f"batch_size: must be > 0, got {args.batch_size}")
     tags = get_tags(config.tag_format, config.chat_format)
     todo = prepare_rows(read_rows(args.input), args, tags)
-    shard = current_shard()
-    settings = manifest_settings(args, config)
-    check_manifest(args.output, settings, shard, write=False)  # before the slow loads; written below
-    out_path = shard_path(args.output, shard)
-    done = done_ids(out_path)  # also cuts a half-written last line
-    if shard.count > 1 or shard_files(args.output):
-        done |= written_keys(args.output)  # the merged output and every shard, of any process count
-    # One process's batches, dealt out (rlt.sharding): each batch is padded with the same mates.
-    mine = shard_batches(todo, args.batch_size, shard)
-    batches = [b for b in ([t for t in batch if t[0] not in done] for _, batch in mine) if b]
-    pending = [t for batch in batches for t in batch]
-    skipped = sum(len(batch) for _, batch in mine) - len(pending)
-
-    # Each process of a launch scores on its own GPU.
-    gpu = "cuda" if shard.count == 1 else f"cuda:{shard.local_index}"
-    device = args.device or (gpu if torch.cuda.is_available() else "cpu")
-    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
-    student, student_tok = load_model_and_tokenizer(args.student, dtype=dtype, device=device)
-    teacher = teacher_tok = None
-    if args.teacher:
-        teacher, teacher_tok = load_model_and_tokenizer(args.teacher, dtype=dtype, device=device)
-        teacher.eval()
-    elif config.include_teacher_entropy:
-        logger.info(
-            "rlt score: no --teacher given: the KL terms cannot be computed (kl_mean/kl_max are null, reward = r_SS + p)"
-        )
-    reward = RLTReward(student, student_tok, config, teacher=teacher, teacher_tokenizer=teacher_tok)
-
-    check_manifest(args.output, settings, shard)
-    barrier(shard)  # every process has read what is done before any writes more
-    if shard.count == 1:
-        logger.info(f"rlt score: {len(todo)} rows in {args.input}, {skipped} already in {args.output}")
-        bar = Progress(
-            TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
-        )
-    else:  # one bar on the main process, over every shard; the others only log their line
-        bar = progress_for(shard, args.output, sum(t[0] not in done for t in todo), "scoring")
-    with JsonlAppender(out_path) as out, bar as progress, timed() as seconds:
-        task = progress.add_task("score", total=len(pending)) if shard.count == 1 else None
-        for batch in batches:
-            comps = reward.score_ids(
-                [b[3] for b in batch],
-                [b[4] for b in batch],
-                [student_tok(b[5], add_special_tokens=False)["input_ids"] if b[5] else [] for b in batch],
-                [b[6] for b in batch],
-                systems=[b[2].get("system") for b in batch],
+    with Job("score", args.output, manifest_settings(args, config), noun="rows") as job:
+        device = args.device or job.device
+        dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+        student, student_tok = load_model_and_tokenizer(args.student, dtype=dtype, device=device)
+        teacher = teacher_tok = None
+        if args.teacher:
+            teacher, teacher_tok = load_model_and_tokenizer(args.teacher, dtype=dtype, device=device)
+            teacher.eval()
+        elif config.include_teacher_entropy:
+            logger.info(
+                "score: no --teacher given: the KL terms cannot be computed (kl_mean/kl_max are null, "
+                "reward = r_SS + p)"
             )
-            out.write([{**b[2], **c, "id": b[1]} for b, c in zip(batch, comps)])
-            if task is not None:
-                progress.advance(task, len(batch))
-    if shard.count > 1:
-        logger.info(
-            f"rlt score: {shard.label} scored {len(pending)} rows ({skipped} already done) "
-            f"into {out_path} in {seconds():.1f}s"
-        )
-    barrier(shard)  # every share is written
-    if not shard.is_main:
-        return {"scored": len(pending), "skipped": skipped, "shard": shard.index}
-    merged = merge_shards(args.output, [t[0] for t in todo])
-    if merged is not None:
-        logger.info(f"rlt score: merged {merged} rows into {args.output}")
-    written = [r for r in read_records(args.output) if str(r.get("id")) in {t[0] for t in todo}]
+        reward = RLTReward(student, student_tok, config, teacher=teacher, teacher_tokenizer=teacher_tok)
+
+        def work(batch: Batch[ScoreRow]) -> list[dict[str, Any]]:
+            comps = reward.score_ids(
+                [b[3] for b in batch.items],
+                [b[4] for b in batch.items],
+                [
+                    student_tok(b[5], add_special_tokens=False)["input_ids"] if b[5] else []
+                    for b in batch.items
+                ],
+                [b[6] for b in batch.items],
+                systems=[b[2].get("system") for b in batch.items],
+            )
+            return [{**b[2], **c, "id": b[1]} for b, c in zip(batch.items, comps)]
+
+        written = job.run(todo, [t[0] for t in todo], args.batch_size, work)
+    summary: dict[str, Any] = {"scored": job.written, "skipped": job.skipped}
+    if written is None:
+        return summary  # not the main process: its share is written, the main one reports
     rewards = [r["reward"] for r in written if isinstance(r.get("reward"), (int, float))]
     mean = sum(rewards) / len(rewards) if rewards else math.nan
-    summary = {
-        "scored": len(pending),
-        "skipped": skipped,
-        "rows": len(written),
-        "mean_reward": mean,
-    }
-    logger.info(
-        f"rlt score: scored {summary['scored']} rows ({summary['skipped']} already done); "
-        f"{summary['rows']} rows in {args.output}, mean reward {mean:.4f}"
-    )
+    summary.update(rows=len(written), mean_reward=mean)
+    logger.info(f"score: {len(written)} rows in {args.output}, mean reward {mean:.4f}")
     return summary
 
 

@@ -1,6 +1,6 @@
-"""Data-parallel `rlt collect`, `rlt score` and `rlt eval` under ``accelerate launch``.
+"""The pieces :mod:`rlt.runner` runs a long job with, on one process or many (``accelerate launch``).
 
-Every process loads the whole (small) list of rows and takes its share by one stable rule;
+Stages do not call these; they hand their work to :class:`rlt.runner.Job`. Every process loads the whole (small) list of rows and takes its share by one stable rule;
 it writes its share to its own resumable JSONL shard (:mod:`rlt.jsonl`); after a barrier
 the main process merges the shards into the one output, in data-set order. Nothing else
 is exchanged: accelerate's process state and barriers, and the files.
@@ -8,8 +8,7 @@ is exchanged: accelerate's process state and barriers, and the files.
 **The share rule.** The items (trace ids, score rows, eval samples) are cut into the
 batches one process would use: consecutive ``batch_size`` slices of *all* items in
 data-set order. Batch ``b`` belongs to process ``b % num_processes``. Why batches and not
-rows: the transformers backend seeds each batch (``batch_seed`` of its ids, eval's
-``seed + start``) and pads it as a whole, so a trace depends on its batch mates. With
+rows: the transformers backend seeds each batch (:func:`rlt.runner.batch_seed` of its keys) and pads it as a whole, so a trace depends on its batch mates. With
 whole batches dealt out, each process samples exactly the batches a single process would
 have sampled, and the merged output equals one process's output bit for bit (fp32 CPU).
 Why round robin and not contiguous blocks: data sets are often ordered by source or
@@ -39,7 +38,6 @@ import logging
 import os
 import shutil
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -298,14 +296,12 @@ class ShardProgress:
     """
 
     def __init__(self, files: Sequence[Path], total: int, label: str, interval: float = 1.0):
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rlt.progress import progress_display
 
         self.files, self.total, self.interval = list(files), total, interval
         self._base = [count_lines(p) for p in self.files]
         self._stop = threading.Event()
-        self._bar = Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
-        )
+        self._bar = progress_display()
         self._task = self._bar.add_task(label, total=total)
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -329,19 +325,12 @@ class ShardProgress:
 
 
 def progress_for(shard: Shard, out: str | Path, total: int, label: str, enabled: bool = True) -> Any:
-    """The cross-shard bar on the main process of ``N > 1``; nothing elsewhere (the
-    commands keep their own bar alone, and other processes only log their line)."""
+    """The cross-shard bar on the main process of ``N > 1``; nothing elsewhere (alone, the
+    runner draws its own bar; other processes only log their line)."""
     if not enabled or shard.count == 1 or not shard.is_main:
         return contextlib.nullcontext()
     files = [shard_path(out, Shard(i, shard.count)) for i in range(shard.count)]
     return ShardProgress(files, total, label)
-
-
-@contextlib.contextmanager
-def timed() -> Iterator[Callable[[], float]]:
-    """Seconds since entering, for the per-shard log line."""
-    t0 = time.perf_counter()
-    yield lambda: time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------- vLLM layout

@@ -16,7 +16,7 @@ def score(tmp_path, student, name, content: bytes, *extra):
 
 
 def test_non_utf8_csv_is_a_data_error(tiny_model_dir, tmp_path, capsys):
-    # was a UnicodeDecodeError traceback before rlt.score.read_rows caught it
+    # was a UnicodeDecodeError traceback before the reader caught it
     code, _ = score(tmp_path, tiny_model_dir, "bad.csv", b"question,solution,explanation\nq\xff,1,e\n")
     assert code == 2
     assert "bad.csv: not valid UTF-8 text" in capsys.readouterr().err
@@ -26,7 +26,7 @@ def test_zero_row_input_says_no_rows(tiny_model_dir, tmp_path, capsys):
     # an empty file used to be reported as "missing column(s)", which points at the wrong fix
     code, out = score(tmp_path, tiny_model_dir, "empty.jsonl", b"")
     assert code == 2
-    assert "empty.jsonl: no rows" in capsys.readouterr().err
+    assert "empty.jsonl: the file is empty (0 rows)" in capsys.readouterr().err
     assert not out.exists()
 
 

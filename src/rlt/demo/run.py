@@ -43,12 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     from concurrent.futures import ProcessPoolExecutor
 
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
     from rlt.config import parse
     from rlt.demo.report import RULE, table, verdicts, write_report
     from rlt.demo.results import aggregate
+    from rlt.progress import progress_display
 
     (cfg,) = parse([DemoArguments], argv)
     if cfg.quick:
@@ -64,13 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ctx = mp.get_context("spawn")  # fresh interpreters: torch thread pools do not survive fork well
     with (
         ctx.Manager() as manager,
-        Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress,
+        progress_display(elapsed=True) as progress,
     ):
         queue = manager.Queue()
         bars = {s: progress.add_task(f"seed {s}", total=stages_per_seed) for s in range(cfg.seeds)}

@@ -22,6 +22,7 @@ from rlt.harnesses.lighteval import lighteval_check, lighteval_question
 from rlt.harnesses.skythought import skythought_check, skythought_ks, skythought_question
 from rlt.harnesses.specs import GPQA_OPTIONS, get_spec
 from rlt.metrics import pass_at_k
+from rlt.runner import Batch, Job, partial_samples, sample_jobs, sample_key
 from rlt.verify import MathVerifier
 
 logger = logging.getLogger(__name__)
@@ -190,6 +191,69 @@ def rlt_commit() -> str:
         return "unknown"
 
 
+def samples_at(temperature: float, num_samples: int) -> int:
+    """How many samples a question gets: one at temperature 0 (SkyThought's cli.py:
+    "Temperature 0 does not support multiple samples. Setting n=1."), else ``num_samples``."""
+    if num_samples < 1:
+        raise ConfigError(f"num_samples: must be >= 1, got {num_samples}")
+    if temperature == 0 and num_samples > 1:
+        logger.warning(
+            "num_samples: temperature 0 gives one distinct sample; using num_samples=1 (as SkyThought)"
+        )
+        return 1
+    return num_samples
+
+
+def harness_work(
+    model: Any, tokenizer: Any, harness: str, benchmark: str, rows: list[dict[str, Any]], prompts: list[str],
+    settings: Any, checker: HarnessChecker, *, llm: Any = None, generate: Callable[[list[str], int], list[str]] | None = None,
+) -> Callable[[Batch[tuple[int, int]]], list[dict[str, Any]]]:  # fmt: skip
+    """The work on one batch of ``(question, sample)`` items: sample the harness's chat
+    (``prompts[question]``), score the text as the harness does.
+
+    vLLM seeds each sample (``batch.seeds``), transformers the batch (``batch.seed``);
+    ``generate(prompts, seed) -> texts`` replaces the model (tests).
+    """
+    from rlt.generation import generate_transformers, generate_vllm, stop_ids
+
+    def work(batch: Batch[tuple[int, int]]) -> list[dict[str, Any]]:
+        batch_prompts = [prompts[i] for i, _ in batch.items]
+        if generate is not None:
+            texts = generate(batch_prompts, batch.seed)
+        else:
+            if llm is not None:
+                ids = generate_vllm(llm, batch_prompts, settings, batch.seeds, stop_ids(tokenizer))
+            else:
+                ids = generate_transformers(model, tokenizer, batch_prompts, settings, batch.seed)
+            # Both harnesses score the text vLLM returns: special tokens skipped.
+            texts = [tokenizer.decode(x, skip_special_tokens=True) for x in ids]
+        samples = []
+        for (i, s), text in zip(batch.items, texts):
+            ok, status = checker.check_output(harness, benchmark, rows[i]["solution"], text)
+            samples.append({"index": i, "sample": s, "question": rows[i]["question"], "solution": rows[i]["solution"],
+                            "completion": text, "correct": ok, "status": status})  # fmt: skip
+        return samples
+
+    return work
+
+
+def summarise_samples(
+    harness: str, benchmark: str, samples: list[dict[str, Any]], num_questions: int, num_samples: int,
+    **sampling: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """:func:`summarise_harness` of the samples, with the harness, benchmark, ``sampling`` settings and
+    the checker's timeouts and errors."""
+    correct = [[False] * num_samples for _ in range(num_questions)]
+    for x in samples:
+        correct[x["index"]][x["sample"]] = x["correct"]
+    ks = skythought_ks(num_samples) if harness == "skythought" else [1]
+    summary = summarise_harness(correct, ks)
+    summary.update(harness=harness, benchmark=benchmark, **sampling,
+                   timeouts=sum(x["status"] == "timeout" for x in samples),
+                   errors=sum(x["status"] == "error" for x in samples))  # fmt: skip
+    return summary
+
+
 def run_harness(
     model: Any,
     tokenizer: Any,
@@ -208,59 +272,29 @@ def run_harness(
     math_timeout: float = 5.0,
     generate: Callable[[list[str], int], list[str]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """Generate ``num_samples`` outputs per question and score them as ``harness`` does.
+    """Generate ``num_samples`` outputs per question and score them as ``harness`` does (one
+    process, in memory; `rlt eval --harness` runs the same work on :mod:`rlt.runner`).
 
-    ``rows`` are :func:`build_questions`' rows. Every (question, sample) has its own
-    seed (vLLM), so a run is the same whatever the batching; transformers seeds each
-    batch. ``generate(prompts, seed) -> texts`` replaces the model (tests). Returns the
-    summary and the per-sample records.
+    ``rows`` are :func:`build_questions`' rows. ``generate(prompts, seed) -> texts``
+    replaces the model (tests). Returns the summary and the per-sample records.
     """
-    from rlt.generation import SamplingSettings, generate_transformers, generate_vllm, stop_ids
+    from rlt.generation import SamplingSettings
 
-    if num_samples < 1:
-        raise ConfigError(f"num_samples: must be >= 1, got {num_samples}")
-    if temperature == 0 and num_samples > 1:
-        # cli.py: "Temperature 0 does not support multiple samples. Setting n=1."
-        logger.warning(
-            "num_samples: temperature 0 gives one distinct sample; using num_samples=1 (as SkyThought)"
-        )
-        num_samples = 1
-    prompts_by_row = [chat_prompt(tokenizer, r["question"], system_prompt) for r in rows]
+    num_samples = samples_at(temperature, num_samples)
+    prompts = [chat_prompt(tokenizer, r["question"], system_prompt) for r in rows]
     if generate is None:
-        longest = max(
-            (len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts_by_row), default=0
-        )
+        longest = max((len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts), default=0)
         max_new_tokens = cap_budget(max_new_tokens, model_context_length(model, tokenizer, llm), longest)
     settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
-    jobs = [(i, s) for i in range(len(rows)) for s in range(num_samples)]
-    texts: list[str] = []
-    for start in range(0, len(jobs), batch_size):
-        batch = jobs[start : start + batch_size]
-        prompts = [prompts_by_row[i] for i, _ in batch]
-        if generate is not None:
-            texts.extend(generate(prompts, seed + start))
-            continue
-        if llm is not None:
-            seeds = [seed * 1_000_003 + i * 1_009 + s for i, s in batch]
-            ids = generate_vllm(llm, prompts, settings, seeds, stop_ids(tokenizer))
-        else:
-            ids = generate_transformers(model, tokenizer, prompts, settings, seed + start)
-        # Both harnesses score the text vLLM returns: special tokens skipped.
-        texts.extend(tokenizer.decode(x, skip_special_tokens=True) for x in ids)
-    samples, correct = [], [[False] * num_samples for _ in rows]
-    with HarnessChecker(timeout=math_timeout) as checker:
-        for (i, s), text in zip(jobs, texts):
-            ok, status = checker.check_output(harness, benchmark, rows[i]["solution"], text)
-            correct[i][s] = ok
-            samples.append({"index": i, "sample": s, "question": rows[i]["question"], "solution": rows[i]["solution"],
-                            "completion": text, "correct": ok, "status": status})  # fmt: skip
-    ks = skythought_ks(num_samples) if harness == "skythought" else [1]
-    summary = summarise_harness(correct, ks)
-    summary.update(
-        harness=harness, benchmark=benchmark, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-        seed=seed, timeouts=sum(x["status"] == "timeout" for x in samples),
-        errors=sum(x["status"] == "error" for x in samples),
-    )  # fmt: skip
+    with (
+        HarnessChecker(timeout=math_timeout) as checker,
+        Job(f"eval {benchmark}", None, key=sample_key, seed=seed) as job,
+    ):
+        work = harness_work(model, tokenizer, harness, benchmark, rows, prompts, settings, checker, llm=llm,
+                            generate=generate)  # fmt: skip
+        samples = job.run(*sample_jobs(len(rows), num_samples), batch_size, work) or []
+    summary = summarise_samples(harness, benchmark, samples, len(rows), num_samples, temperature=temperature,
+                                top_p=top_p, max_new_tokens=max_new_tokens, seed=seed)  # fmt: skip
     return summary, samples
 
 
@@ -318,7 +352,7 @@ def main_harness(args: Any, argv: list[str] | None, vllm_args: Any = None) -> in
     """
     import sys
 
-    from rlt.generation import choose_backend
+    from rlt.generation import SamplingSettings, choose_backend
     from rlt.loading import (
         check_generation_budget,
         load_model_and_tokenizer,
@@ -350,25 +384,41 @@ def main_harness(args: Any, argv: list[str] | None, vllm_args: Any = None) -> in
         f"eval {args.task} as {spec.source}: {len(questions)} questions, n={num_samples}, "
         f"temperature {temperature}, top_p {spec.top_p}, {max_new_tokens} new tokens, seed {seed}"
     )
-    llm = None
-    if choose_backend(args.backend) == "vllm":
-        model = None
-        llm = start_engine(args.model, seed, vllm_args or VLLMArguments(), tok, prompts, max_new_tokens)
-    else:
-        model, tok = load_model_and_tokenizer(args.model)
-    summary, samples = run_harness(
-        model, tok, args.harness, args.task, questions, num_samples=num_samples, temperature=temperature,
-        top_p=spec.top_p, max_new_tokens=max_new_tokens, system_prompt=system, seed=seed,
-        batch_size=args.batch_size, llm=llm, math_timeout=args.math_timeout,
-    )  # fmt: skip
-    summary["source"] = spec.source
+    num_samples = samples_at(temperature, num_samples)
+    backend = choose_backend(args.backend)
+    settings = SamplingSettings(temperature=temperature, top_p=spec.top_p, max_new_tokens=max_new_tokens)
+    manifest = {"model": args.model, "harness": args.harness, "task": args.task, "dataset_name": args.dataset_name,
+                "limit": args.limit, "num_samples": num_samples, "temperature": temperature, "top_p": spec.top_p,
+                "max_new_tokens": max_new_tokens, "seed": seed, "system_prompt": system, "backend": backend,
+                "batch_size": args.batch_size if backend == "transformers" else None}  # fmt: skip
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(summary, indent=2))
-    (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
-    row = table_row(args.model, summary, spec.source, rlt_commit())
-    (out / "results.md").write_text(markdown_table([row]))
-    update_table(args.table or out / "table", row)
+    with Job(f"eval {args.task}", partial_samples(out), manifest, noun="samples", key=sample_key, seed=seed,
+             keep=False) as job:  # fmt: skip
+        llm = model = None
+        if backend == "vllm":
+            with job.engine_environment((vllm_args or VLLMArguments()).tensor_parallel_size):
+                llm = start_engine(
+                    args.model, seed, vllm_args or VLLMArguments(), tok, prompts, max_new_tokens
+                )
+        else:
+            model, tok = load_model_and_tokenizer(args.model, device=job.device)
+        with HarnessChecker(timeout=args.math_timeout) as checker:
+            work = harness_work(
+                model, tok, args.harness, args.task, questions, prompts, settings, checker, llm=llm
+            )
+            samples = job.run(*sample_jobs(len(questions), num_samples), args.batch_size, work)
+        if samples is None:
+            return 0  # not the main process: its share is written, the main one reports
+        summary = summarise_samples(args.harness, args.task, samples, len(questions), num_samples,
+                                    temperature=temperature, top_p=spec.top_p, max_new_tokens=max_new_tokens,
+                                    seed=seed)  # fmt: skip
+        summary["source"] = spec.source
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(summary, indent=2))
+        (out / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
+        row = table_row(args.model, summary, spec.source, rlt_commit())
+        (out / "results.md").write_text(markdown_table([row]))
+        update_table(args.table or out / "table", row)
     logger.info(
         f"eval {args.task} ({args.harness}): accuracy {100 * summary['accuracy']:.1f} ± {100 * summary['stderr']:.1f} % "
         f"over {summary['num_questions']} questions × {summary['num_samples']} samples; results in {out}"
