@@ -522,10 +522,10 @@ def test_main_writes_logs_and_filters_nothing_unasked(tiny_model_dir, tmp_path, 
 
 
 def test_main_passes_its_settings(tiny_model_dir, tmp_path, scripted):
-    from rlt.runner import batch_seed
     from rlt.data import DataArguments
     from rlt.formats import teacher_rl_prompt
     from rlt.generation import SamplingSettings
+    from rlt.runner import batch_seed
 
     tags = DataArguments(task="digits", tag_format="r1", chat_format="compact").tags()
     calls = scripted(tags.explanation_close)
