@@ -282,14 +282,8 @@ class Job:
         keep: bool = True,
         progress: bool = True,
     ):
-        self.name, self.noun, self.key, self.seed, self.keep, self.progress = (
-            name,
-            noun,
-            key,
-            seed,
-            keep,
-            progress,
-        )
+        self.name, self.noun, self.key, self.seed = name, noun, key, seed
+        self.keep, self.progress = keep, progress
         self.out = None if out is None else Path(out)
         self.settings = settings
         self._shard = shard
