@@ -5,8 +5,8 @@ Each "node" is its own `accelerate launch` with one process (``--num_machines 2
 machines of one GPU each would run it; on a machine without GPUs `--multi_gpu` starts the
 processes on gloo and the recipes' ``use_cpu`` keeps them on the CPU. The command templates
 below are the documented lines with the hub-sized values as fields: what a user types on
-each node, with 8 GPUs a node, is the same string with ``procs`` 16 and ``ip`` node 0's
-address.
+each node, with 8 GPUs a node, is the same string with ``procs`` 16 (``gpus`` 8) and
+``ip`` node 0's address.
 
 - `rlt collect` (the two-node line): the merged output equals one process's, trace for
   trace.
@@ -37,11 +37,11 @@ TWO_NODE = (
     "accelerate launch --multi_gpu --num_machines 2 --num_processes {procs} --machine_rank {rank} "
     "--main_process_ip {ip} --main_process_port {port} -m rlt.cli {command}"
 )
-# docs/pipeline.md: SLURM, one task per node (srun --nodes 2 --ntasks-per-node 1 --gpus-per-node G
-# bash -c '...'); accelerate starts the node's processes, one per GPU.
+# docs/pipeline.md: SLURM, one task per node (srun --nodes 2 --ntasks-per-node 1 --gpus-per-node 8
+# bash -c '...'); accelerate starts the node's processes, one per GPU ({gpus} = 8 there).
 SLURM = (
     "accelerate launch --multi_gpu --num_machines $SLURM_NNODES "
-    "--num_processes $((SLURM_NNODES * SLURM_GPUS_ON_NODE)) --machine_rank $SLURM_NODEID "
+    "--num_processes $((SLURM_NNODES * {gpus})) --machine_rank $SLURM_NODEID "
     "--main_process_ip $(scontrol show hostnames $SLURM_JOB_NODELIST | head -1) --main_process_port {port} "
     "-m rlt.cli {command}"
 )
@@ -101,6 +101,9 @@ def test_two_node_collect_merges_what_one_process_writes(tiny_model_dir, tmp_pat
     results = _two_nodes(lines, [env, env])
     for rank, (rc, output) in enumerate(results):
         assert rc == 0, f"node {rank}:\n{output[-4000:]}"
+    # one job of two processes, not two jobs of one: each node ran its own shard of two
+    # (docs/pipeline.md: "collect: shard 2/8 wrote ... traces")
+    assert "shard 1/2" in results[0][1] and "shard 2/2" in results[1][1]
     assert cli(["collect", *flags, "--out", str(tmp_path / "one.jsonl")]) == 0
     two, one = read_records(out), read_records(tmp_path / "one.jsonl")
     assert len(one) == 12 and [r["id"] for r in two] == [r["id"] for r in one]
@@ -118,14 +121,14 @@ def test_two_node_train_under_slurm_logs_one_reward_and_writes_one_model(
                           "--per_device_train_batch_size", "4", "--num_generations", "2",
                           "--max_completion_length", "12", "--logging_steps", "1", "--save_strategy", "no",
                           "--report_to", "none", "--rlt_per_rank_logs", "true"])  # fmt: skip
-    line = SLURM.format(port=_free_port(), command=command)
+    line = SLURM.format(gpus=1, port=_free_port(), command=command)
     stub = tmp_path / "slurm_bin"  # `scontrol show hostnames LIST` of a one-machine "cluster"
     stub.mkdir()
     (stub / "scontrol").write_text("#!/usr/bin/env bash\necho 127.0.0.1\n")
     (stub / "scontrol").chmod(0o755)
     base = _env(tmp_path)
     base["PATH"] = f"{stub}{os.pathsep}{base['PATH']}"
-    slurm = {"SLURM_NNODES": "2", "SLURM_GPUS_ON_NODE": "1", "SLURM_JOB_NODELIST": "node[0-1]"}
+    slurm = {"SLURM_NNODES": "2", "SLURM_JOB_NODELIST": "node[0-1]"}  # what srun sets, and SLURM_NODEID
     envs = [{**base, **slurm, "SLURM_NODEID": str(r)} for r in (0, 1)]
     results = _two_nodes([line, line], envs)
     for rank, (rc, output) in enumerate(results):
@@ -142,3 +145,14 @@ def test_two_node_train_under_slurm_logs_one_reward_and_writes_one_model(
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
     assert [p.name for p in out.glob("*.safetensors")] == ["model.safetensors"]
     assert not list(out.glob("checkpoint-*"))
+
+
+def test_the_documented_two_node_and_slurm_lines_are_the_tested_templates():
+    """docs/pipeline.md's lines, continuation backslashes joined, are these templates at 8 GPUs a node."""
+    import re
+
+    text = re.sub(r"\s*\\\n\s*", " ", (ROOT / "docs" / "pipeline.md").read_text())
+    command = "collect --teacher ... --out /shared/traces.jsonl"
+    for rank in (0, 1):
+        assert TWO_NODE.format(procs=16, rank=rank, ip="node0", port=29500, command=command) in text
+    assert SLURM.format(gpus=8, port=29500, command=command) in text

@@ -80,8 +80,26 @@ def write_stand_ins(work: Path) -> tuple[str, str]:
     return stratos.name, math500.name
 
 
+def available_gb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) * 1024 / GB
+    return float("inf")  # not Linux: no check
+
+
+def wait_for_memory(name: str, patience: float = 600.0) -> None:
+    """On a shared machine, start a stage only when its planned peak fits in what is free."""
+    need = PLAN_GB[name] + SLACK_GB
+    deadline = time.monotonic() + patience
+    while available_gb() < need:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name}: needs {need:.1f} GB available, the machine has {available_gb():.1f} GB")
+        time.sleep(10)
+
+
 def run_stage(work: Path, name: str, argv: list[str], report: dict, timeout: int = 900) -> str:
     """Run one stage in its own process; record its wall time and peak RSS; return its output."""
+    wait_for_memory(name)
     log = work / f"{name}.log"
     start = time.monotonic()
     with open(log, "w") as out:
