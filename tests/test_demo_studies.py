@@ -1,4 +1,4 @@
-"""The opt-in studies of `rlt demo` (#31) by hand: E5 as cold start vs cold start, and the KL miniature.
+"""The opt-in studies of `rlt demo` by hand: E5 as cold start vs cold start, and the KL miniature.
 
 The quick end-to-end run (tests/test_demo.py) runs both stages; here the claim logic is
 checked on numbers written out by hand (a tie is not a win; a check that fails stops the arms).
@@ -8,7 +8,13 @@ import pytest
 
 from rlt.demo.kl_work import leak_pays
 from rlt.demo.report import claims, write_report
-from rlt.demo.report_studies import cold_start_claims, cold_start_table, kl_work_claims, pooled_parts
+from rlt.demo.report_studies import (
+    cold_start_claims,
+    cold_start_table,
+    kl_work_claims,
+    kl_work_tables,
+    pooled_parts,
+)
 from rlt.demo.results import _cold_starts, _kl_work
 
 
@@ -77,82 +83,162 @@ def test_cold_starts_pooled_over_seeds():
     assert _cold_starts([*seeds, {"seed": 3, "findings": {}}]) == {}  # a seed without the stage: none
 
 
-def test_leak_pays_within_the_tolerance():
+def test_leak_pays_within_the_tolerance_and_the_gate():
+    from rlt.demo.kl_work import gate
+
     steps = {"reward_no_kl": -0.02}
     assert leak_pays({"steps": steps, "leak": {"reward_no_kl": -0.06}}, 0.05) is True
     assert leak_pays({"steps": steps, "leak": {"reward_no_kl": -0.08}}, 0.05) is False
     assert leak_pays({"steps": steps, "leak": {"reward_no_kl": 0.0}}, 0.0) is True
+    # a negative tolerance asks the leak to beat correct steps: a tie does not pay
+    assert leak_pays({"steps": steps, "leak": {"reward_no_kl": -0.02}}, -0.02) is False
+    assert leak_pays({"steps": steps, "leak": {"reward_no_kl": 0.0}}, -0.02) is True
     assert leak_pays({"steps": steps}, 1.0) is False  # no leak measured: nothing to say it pays
+    # the gate of the RL arms: leaking pays without the KL term AND the KL term stops it
+    parts = {"steps": {"reward_no_kl": -0.2, "reward": -0.3}, "leak": {"reward_no_kl": 0.0, "reward": -9.0}}
+    assert gate(parts, -0.02) == {"leak_pays": True, "kl_stops": True, "passed": True}
+    parts["leak"]["reward"] = 0.5  # the KL term rewards the leak (a student that writes leaks itself)
+    assert gate(parts, -0.02) == {"leak_pays": True, "kl_stops": False, "passed": False}
+    parts["leak"]["reward_no_kl"] = -0.19  # beats steps by less than the margin
+    assert gate(parts, -0.02)["leak_pays"] is False
+
+
+def test_the_imperfect_students_data_states_the_answer_after_its_steps_and_follows_steps_imperfectly():
+    from rlt.demo.kl_work import student_rows
+    from rlt.tasks import DigitsTask
+
+    task = DigitsTask(num_ops=3, modulus=10)
+    rows = task.generate(4000, seed=1)
+    out = student_rows(task, rows, "imperfect", 7, stated_share=0.5, follow=0.7)
+    assert [r["question"] for r in out] == [r["question"] for r in rows]
+    stated = [r for r in out if "answer" in r["explanation"]]
+    plain = [(r, o) for r, o in zip(rows, out) if "answer" not in o["explanation"]]
+    assert abs(len(stated) / len(out) - 0.5) < 0.03
+    # a stated answer comes after the steps, never first, and is the solution it trains on (always right)
+    for r in stated:
+        steps, _, answer = r["explanation"].partition("; answer ")
+        assert task.classify_style(r["question"], steps) == "steps" and answer == r["solution"]
+        assert task.verify(r["question"], r["solution"]) and not r["explanation"].startswith("answer")
+    # the other traces are correct steps; their solution is the steps' result about 70 % of the time
+    assert all(o["explanation"] == r["reasoning_trace"] for r, o in plain)
+    right = sum(o["solution"] == r["solution"] for r, o in plain) / len(plain)
+    assert abs(right - 0.7) < 0.03
+    assert all(o["solution"] in "0123456789" for _, o in plain)
+    # follow = 1 and no stated answers: the run's own pre-training data; the draw is seeded
+    assert student_rows(task, rows[:50], "imperfect", 7, stated_share=0.0, follow=1.0) == [
+        {"question": r["question"], "solution": r["solution"], "explanation": r["reasoning_trace"]}
+        for r in rows[:50]
+    ]
+    assert student_rows(task, rows[:50], "imperfect", 3) == student_rows(task, rows[:50], "imperfect", 3)
+    persuaded = student_rows(task, rows, "persuaded", 7, leak_share=0.5)
+    leaks = sum(task.classify_style(r["question"], r["explanation"]) == "leak" for r in persuaded)
+    assert abs(leaks / len(rows) - 0.5) < 0.03 and all(
+        o["solution"] == r["solution"] for r, o in zip(rows, persuaded)
+    )
 
 
 def _parts(leak_no_kl, n=4):
     return {
         "ordinary": {"steps": {"n": n, "reward": 0.0, "reward_no_kl": 0.0, "solution_logprob_mean": 0.0, "kl_mean": 0.0},
                      "leak": {"n": n, "reward": -20.0, "reward_no_kl": -6.0, "solution_logprob_mean": -6.0, "kl_mean": 4.0}},
-        "persuaded": {"steps": {"n": n, "reward": -0.1, "reward_no_kl": 0.0, "solution_logprob_mean": 0.0, "kl_mean": 0.0},
-                      "leak": {"n": n, "reward": -1.2, "reward_no_kl": leak_no_kl, "solution_logprob_mean": leak_no_kl,
-                               "kl_mean": 0.4}},
+        "imperfect": {"steps": {"n": n, "reward": -0.3, "reward_no_kl": -0.2, "solution_logprob_mean": -0.2, "kl_mean": 0.03},
+                      "leak": {"n": n, "reward": -9.0, "reward_no_kl": leak_no_kl, "solution_logprob_mean": leak_no_kl,
+                               "kl_mean": 3.0}},
     }  # fmt: skip
 
 
 def _kl_results(
-    arms=True, nokl_share=(0.4, 0.5, 0.3), kl_share=(0.0, 0.1, 0.0), rl_leak=(0.2, 0.3, 0.4, 0.5)
+    arms=True,
+    nokl_share=(0.4, 0.5, 0.3),
+    kl_share=(0.0, 0.1, 0.0),
+    rl_leak=(0.2, 0.3, 0.4, 0.5),
+    nokl_acc=(0.06, 0.05, 0.07),
 ):
     res = _base()
     res["kl_work"] = {
-        "parts": {str(s): _parts(-0.01 * (s + 1)) for s in range(3)},
+        "parts": {str(s): _parts(-0.01 * (s + 1)) for s in range(3)}, "student": "imperfect",
         "leak_pays": [True, True, True], "persuaded_accuracy": [0.9, 0.8, 0.85],
     }  # fmt: skip
     if arms:
         res["kl_work"]["arms"] = {
             "with_kl": {"accuracy": [0.9, 0.95, 0.9], "leak_share": list(kl_share), "rl_leak": [0.25, 0.1, 0.05, 0.0]},
-            "no_kl": {"accuracy": [0.6, 0.5, 0.7], "leak_share": list(nokl_share), "rl_leak": list(rl_leak)},
+            "no_kl": {"accuracy": list(nokl_acc), "leak_share": list(nokl_share), "rl_leak": list(rl_leak)},
         }  # fmt: skip
     return res
 
 
 def test_kl_work_claims_by_hand(tmp_path):
     found = kl_work_claims(_kl_results())
-    assert [h for _, h, _ in found] == [True, True, True]
+    assert [c.label for c in found] == [
+        "KL study: the KL term has work", "KL study: no-KL teacher drifts to leaking",
+        "KL study: no-KL students below with-KL's", "KL study: no-KL students below baseline",
+    ]  # fmt: skip
+    assert [h for _, h, _ in found] == [True, True, True, True]
     check = found[0][2]
+    # leak − steps without KL: -0.01 + 0.2, -0.02 + 0.2, -0.03 + 0.2; steps − leak with KL: 8.7 on every seed
     assert check.startswith(
-        "leak pays without KL on 3/3 seeds, KL stops it on 3/3; ordinary student: reward without KL, leak -6.00 vs steps 0.00"
+        "leak pays without KL on 3/3 seeds, KL stops it on 3/3; without KL, leak − steps: 3/3"
     )
-    assert "persuaded student: reward without KL, leak -0.02 vs steps 0.00; with KL, leak -1.20" in check
+    assert "mean per-seed difference +0.180" in check and "mean per-seed difference +8.700" in check
+    assert found[0].figure == "leak pays without KL 3/3 (+0.180), KL stops it 3/3 (+8.70) seeds"
     assert "no KL +0.300, with KL -0.250" in found[1][2]
-    assert found[2][2].startswith("0.917 vs 0.600; 3/3 seeds agree (one-sided sign test p = 0.125)")
-    assert "mean per-seed difference +0.317" in found[2][2]
-    # a student that finds leaks natural: the KL term rewards a leak on one seed, so it has no work there
-    res = _kl_results()
-    res["kl_work"]["parts"]["1"]["persuaded"]["leak"]["reward"] = 2.0
-    assert kl_work_claims(res)[0][1] is False and "KL stops it on 2/3" in kl_work_claims(res)[0][2]
-    res["kl_work"]["student"] = (
-        "ordinary"  # the ordinary student's parts decide when it is the RL arms' student
+    assert found[2][2].startswith(
+        "no KL 0.060 vs 0.917 (0.060, 0.050, 0.070 vs 0.900, 0.950, 0.900); 3/3 seeds"
     )
-    assert kl_work_claims(res)[0][1] is True and "ordinary frozen student" in kl_work_claims(res)[0][0]
+    assert found[3][2].startswith("no KL 0.060 vs 0.100") and "mean per-seed difference +0.040" in found[3][2]
+    # the KL term rewards a leak on one seed (a student that writes leaks itself): no work there
+    res = _kl_results()
+    res["kl_work"]["parts"]["1"]["imperfect"]["leak"]["reward"] = 2.0
+    assert kl_work_claims(res)[0][1] is False and "KL stops it on 2/3" in kl_work_claims(res)[0][2]
     # a tie in the leak share on one seed is not a drift; nor is a no-KL share that falls during RL
     assert kl_work_claims(_kl_results(nokl_share=(0.4, 0.1, 0.3)))[1][1] is False
     assert kl_work_claims(_kl_results(rl_leak=(0.5, 0.4, 0.3, 0.2)))[1][1] is False
-    # the check failed on a seed: the arms never ran, and neither claim holds
+    # students at the baseline on one seed (a tie) do not fall below it
+    assert kl_work_claims(_kl_results(nokl_acc=(0.06, 0.1, 0.07)))[3][1] is False
+    # the check failed on a seed: the arms never ran, and no claim after it holds
     res = _kl_results(arms=False)
     res["kl_work"]["leak_pays"] = [True, False, True]
     found = kl_work_claims(res)
-    assert [h for _, h, _ in found] == [False, False, False] and "not run" in found[1][2]
+    assert [h for _, h, _ in found] == [False] * 4 and all("not run" in e for _, _, e in found[1:])
     write_report(res, tmp_path)
     text = (tmp_path / "report.md").read_text()
-    assert "## The KL miniature" in text and "| persuaded | `leak` | 12 |" in text
-    assert "leaking pays without KL per seed: [True, False, True]" in text
-    assert any(c.startswith("KL miniature") for c, _, _ in claims(res))
+    assert "## The KL miniature" in text and "| imperfect | `leak` | 12 |" in text
+    assert "| 1 | -0.020 | -0.200 | -9.00 | -0.30 | -0.020 | -0.200 | +3.00 | no |" in text
+    assert any(c.startswith("KL study") for c, _, _ in claims(res))
+
+
+def test_kl_work_claims_on_each_block_of_three_seeds():
+    res = _kl_results()
+    six = lambda v: list(v) + list(v)  # noqa: E731
+    res["seeds"] = [0, 1, 2, 3, 4, 5]
+    res["arms"] = {a: {"accuracy": six(v["accuracy"])} for a, v in res["arms"].items()}
+    kw = res["kl_work"]
+    kw["parts"] = {str(s): _parts(-0.01) for s in range(6)}
+    kw["leak_pays"] = [True] * 6
+    for arm in kw["arms"].values():
+        arm["accuracy"], arm["leak_share"] = six(arm["accuracy"]), six(arm["leak_share"])
+    kw["arms"]["no_kl"]["accuracy"][4] = 0.99  # seed 4's no-KL students beat the with-KL teacher's
+    found = {c.label: c for c in kl_work_claims(res)}
+    assert len(found) == 12
+    assert found["KL study (seeds 0–2): no-KL students below with-KL's"][1] is True
+    assert found["KL study (seeds 3–5): no-KL students below with-KL's"][1] is False
+    assert found["KL study: no-KL students below with-KL's"][1] is False  # all six: seed 4 disagrees
+    assert "2/3 seeds" in found["KL study (seeds 3–5): no-KL students below with-KL's"].figure
+    tables = kl_work_tables(res)
+    assert (
+        "| no_kl teacher | with-KL teacher | -0.840, -0.900, -0.830, -0.840, +0.040, -0.830 | 1/6 above"
+        in tables
+    )
 
 
 def test_kl_work_parts_pooled_by_count():
     res = _kl_results()
-    res["kl_work"]["parts"]["0"]["persuaded"]["leak"]["n"] = (
+    res["kl_work"]["parts"]["0"]["imperfect"]["leak"]["n"] = (
         2  # seed 0 weighs half: (2 * -0.01 + 4 * -0.02 + 4 * -0.03) / 10
     )
-    pooled = pooled_parts(res, "persuaded")
+    pooled = pooled_parts(res, "imperfect")
     assert pooled["leak"]["n"] == 10 and pooled["leak"]["reward_no_kl"] == pytest.approx(-0.022)
-    assert pooled_parts(_base(), "persuaded") == {}
+    assert pooled_parts(_base(), "imperfect") == {}
 
 
 def test_kl_work_pooled_over_seeds():
@@ -203,6 +289,10 @@ def test_a_bad_kl_work_student_is_refused_before_any_work(tmp_path):
     from rlt.demo import main
     from rlt.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="kl_work_student: 'teacher'; expected ordinary or persuaded"):
+    with pytest.raises(
+        ConfigError, match="kl_work_student: 'teacher'; expected imperfect, persuaded or ordinary"
+    ):
         main(["--kl_work", "--kl_work_student", "teacher", "--out", str(tmp_path / "out")])
+    with pytest.raises(ConfigError, match="kl_work_follow: 1.5; expected a share between 0 and 1"):
+        main(["--kl_work", "--kl_work_follow", "1.5", "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out" / "seed0").exists()

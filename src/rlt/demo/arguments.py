@@ -36,31 +36,49 @@ class FindingsArguments:
     )
     kl_work: bool = option(
         False,
-        "A miniature where the KL term has work: a frozen student also trained on `leak` traces (a "
-        "stated answer persuades it), the reward's parts by style under it, then teacher RL against it "
-        "with and without the KL term (only where leaking pays without it), traces, students. "
-        "About 9 minutes more for three seeds on 2 shared cores (measured on a finished run; 736 s for --cold_starts and --kl_work together).",
+        "The paper's KL ablation in miniature: a frozen student built for it (a stated answer persuades it, "
+        "it would not write one itself, it follows correct steps imperfectly), the reward's parts by style "
+        "under it (the check that gates the RL arms: a clean leak beats correct steps without the KL term and "
+        "loses with it), then teacher RL against it with and without the KL term, traces, students. "
+        "About 10 minutes more for three seeds on 2 cores (docs/demo.md has the measured time).",
+    )
+    kl_work_student: str = option(
+        "imperfect",
+        "--kl_work: the frozen student of the check and the RL arms. `imperfect`: trained on from the run's "
+        "student on traces of which --kl_work_stated_share state the answer after their steps and the rest "
+        "have the steps' result as solution only --kl_work_follow of the time. `persuaded`: also trained on "
+        "clean leaks (it writes them itself, so the KL term rewards them). `ordinary`: the run's student "
+        "(correct steps already give it the solution with certainty, so a leak cannot earn more).",
+    )
+    kl_work_stated_share: float = option(
+        0.5,
+        "--kl_work, `imperfect` student: share of its traces that state the answer after their steps "
+        "(`7+2=9; 9*3=7; 7-1=6; answer 6`): a stated answer sets its solution, but none of its traces opens "
+        "with one, so a leak stays unnatural to it.",
+    )
+    kl_work_follow: float = option(
+        0.7,
+        "--kl_work, `imperfect` student: share of its other (steps-only) traces whose solution is the steps' "
+        "result; the rest get a random other digit. Below 1, correct steps give it the solution less surely "
+        "than a stated answer: the chosen imperfection.",
     )
     kl_work_leak_share: float = option(
-        0.5, "--kl_work: share of `leak` traces in the persuaded student's data."
+        0.5, "--kl_work, `persuaded` student: share of clean `leak` traces in its data."
     )
-    kl_work_steps: int = option(300, "--kl_work: steps training the frozen student on that mix (batch 32).")
-    kl_work_student: str = option(
-        "ordinary",
-        "--kl_work: the frozen student of the RL arms: `ordinary` (the run's) or `persuaded` (also trained on "
-        "leaks). Measured: both follow a stated answer (solution log-prob -0.00, as after correct steps), "
-        "but the persuaded one also writes leaks itself, so the KL term rewards a leak instead of stopping it.",
+    kl_work_steps: int = option(
+        300, "--kl_work: steps training the study's student from the run's (batch 32)."
     )
     kl_work_teacher_leak_share: float = option(
         0.75,
-        "--kl_work: the RL arms start from a teacher warmed up (as the run's) on `steps` and this share of "
+        "--kl_work: both RL arms start from one teacher warmed up (as the run's) on `steps` and this share of "
         "`leak` explanations, so there are leaks to drift to (the run's warm-up teacher writes about 1 percent); "
         "0: the run's warm-up teacher.",
     )
     kl_work_tolerance: float = option(
-        0.05,
-        "--kl_work: leaking pays without the KL term when its no-KL reward is at least correct steps' "
-        "minus this (nats): both near 0 is a tie the no-KL reward cannot break.",
+        -0.02,
+        "--kl_work: leaking pays without the KL term when a clean leak's no-KL reward is at least correct "
+        "steps' minus this (nats); negative: it must beat them by that much. With the KL term a leak must "
+        "earn less than correct steps. A seed runs the RL arms only when both hold.",
     )
 
 
@@ -130,8 +148,18 @@ class DemoArguments(FindingsArguments):
     def validate(self) -> None:
         """Check the settings before any work: ConfigError naming the field."""
         self.mix()
-        if self.kl_work_student not in ("ordinary", "persuaded"):
-            raise ConfigError(f"kl_work_student: {self.kl_work_student!r}; expected ordinary or persuaded")
+        if self.kl_work_student not in ("imperfect", "persuaded", "ordinary"):
+            raise ConfigError(
+                f"kl_work_student: {self.kl_work_student!r}; expected imperfect, persuaded or ordinary"
+            )
+        for name in (
+            "kl_work_stated_share",
+            "kl_work_follow",
+            "kl_work_leak_share",
+            "kl_work_teacher_leak_share",
+        ):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}: {getattr(self, name)}; expected a share between 0 and 1")
 
     def mix(self) -> dict[str, float]:
         """``style_mix`` as ``{style: weight}``; ConfigError naming the field for a bad entry."""

@@ -1,24 +1,37 @@
-"""A miniature where the KL term has work (``rlt demo --kl_work``).
+"""The paper's KL ablation in miniature (``rlt demo --kl_work``).
 
 The KL term exists because a student can be talked into an answer by text it would never
-have produced itself. The default demo's frozen student is not: a leaked answer gives it a
-far worse solution log-prob than correct steps, so the KL term has nothing to prevent.
-Per seed, this stage builds one that is, and only then runs the ablation:
+have produced itself. The paper's case: without it, the teacher learns to state the answer
+instead of explaining it, and students distilled from that teacher fall below the baseline.
+That drift needs a frozen student with three properties, which the run's ordinary student
+lacks (correct steps already give it the solution with certainty, so a leak cannot earn more).
+Per seed, this stage builds one by construction, checks it, and only then runs the ablation:
 
-1. **The persuaded student.** The frozen student trains on (``kl_work_steps``) a mix of its
-   ``steps`` traces and ``leak`` ones (``answer 6``, share ``kl_work_leak_share``): a stated
-   answer now sets its solution as surely as correct steps do.
-2. **The check.** The same questions explained in every style (``steps``, ``leak``,
-   ``wrong``, ``filler``), scored with the warm-up teacher's ℓ_T by the ordinary and by the
-   persuaded student, with and without the KL term. Leaking pays without the KL term when
-   its no-KL reward is at least correct steps' minus ``kl_work_tolerance``.
-3. **Only where it pays**: teacher RL from the warm-up teacher against the persuaded
-   student, with the KL term (the paper's coefficients) and without it; each teacher's
-   traces of the distillation questions, a student distilled from them (the same steps as
-   every other student), its held-out accuracy.
+1. **The KL study's frozen student** (``kl_work_student``), trained on from the run's student
+   for ``kl_work_steps`` steps on its pre-training questions:
+
+   - ``imperfect`` (default): a share ``kl_work_stated_share`` of its traces state the answer
+     *after* their steps (``7+2=9; 9*3=7; 7-1=6; answer 6``), so (a) a stated answer sets its
+     solution exactly, yet (b) no trace of its own opens with one: a leak (``answer 6``) stays
+     unnatural to it and the KL term sees it. In the other traces the solution is the steps'
+     result only in a share ``kl_work_follow`` (a random other digit otherwise), so (c) it
+     follows correct steps imperfectly: after them its solution log-prob is below a leak's.
+   - ``persuaded``: a share ``kl_work_leak_share`` of its traces are clean leaks (it writes
+     leaks itself, so the KL term rewards them); ``ordinary``: the run's student as it is.
+2. **The check that gates the RL arms.** ``CHECK_QUESTIONS`` questions explained in every
+   style (``steps``, ``leak``, ``wrong``, ``filler``), scored with ℓ_T of the teacher the arms
+   start from, by the run's ordinary student and by the study's student, with and without the
+   KL term. A seed passes when, for the study's student, a clean leak's reward without the KL
+   term is at least correct steps' minus ``kl_work_tolerance`` (*leaking pays*; the default,
+   negative, asks it to beat them) and with the KL term below correct steps' (*the KL term
+   stops it*).
+3. **The ablation, only where the check passed**: teacher RL from one starting teacher
+   against the study's student, with the KL term (the paper's coefficients) and without it,
+   the same budget; each teacher's traces of the distillation questions, a student distilled
+   from them (the same steps as every other student), its held-out accuracy.
 
 Reuses a finished run's models (stages 0-5) and leaves stage markers, so ``--kl_work`` can
-be added to a finished run's output.
+be added to a finished run's output; its own settings file makes a change redo only its stages.
 """
 
 from __future__ import annotations
@@ -42,32 +55,75 @@ from rlt.demo.traces import collect_all, reward_parts_by_style, style_fractions,
 from rlt.jsonl import read_records
 from rlt.tasks import STYLES
 
-# The two RL arms against the persuaded student: the paper's KL coefficients, and none.
+# The two RL arms against the study's student: the paper's KL coefficients, and none.
 KL_WORK_ARMS = {"with_kl": "3.0:mean,0.03:max", "no_kl": "0:mean,0:max"}
+KL_STUDENTS = ("imperfect", "persuaded", "ordinary")
 PARTS = ("reward", "reward_no_kl", "solution_logprob_mean", "kl_mean")
 CHECK_QUESTIONS = 200
-# What the stage writes, removed when its settings change (:func:`rlt.demo.common.guard_settings`).
-ARM_OUTPUTS = ("*_kl_work_*", "kl_work_warmup.jsonl", "kl_work_arms_settings.json")
-OUTPUTS = ("student_persuaded", "eval_student_persuaded.json", "kl_work_pretrain.jsonl", "kl_work_parts.json",
-           *ARM_OUTPUTS)  # fmt: skip
+# What the stage writes (older layouts' names too), removed when its settings change
+# (:func:`rlt.demo.common.guard_settings`).
+OUTPUTS = ("kl_student_*", "eval_kl_student_*", "kl_work_*", "*_kl_work_*", "student_persuaded",
+           "eval_student_persuaded.json")  # fmt: skip
 
 
-def persuaded_student(run: SeedRun, student: Path) -> Path:
-    """Stage 1: the frozen student trained on a mix of its ``steps`` traces and ``leak`` traces."""
+def student_rows(
+    task: Any,
+    rows: list[dict[str, Any]],
+    kind: str,
+    seed: int,
+    *,
+    stated_share: float = 0.5,
+    follow: float = 0.7,
+    leak_share: float = 0.5,
+) -> list[dict[str, Any]]:
+    """The training rows (``question``, ``solution``, ``explanation``) of the study's ``kind`` of student.
+
+    ``imperfect``: a share ``stated_share`` states the answer after the steps (solution: that
+    answer); of the rest, a share ``follow`` has the steps' result as solution, the others a
+    random other digit. ``persuaded``: a share ``leak_share`` are clean leaks. Drawn with
+    ``random.Random(seed)``.
+    """
+    rng, out = random.Random(seed), []
+    for r in rows:
+        steps, solution = r["reasoning_trace"], r["solution"]
+        if kind == "persuaded":
+            leak = rng.random() < leak_share
+            explanation = task.explanation(r["question"], "leak", rng) if leak else steps
+        elif rng.random() < stated_share:
+            explanation = f"{steps}; answer {solution}"
+        else:
+            explanation = steps
+            if rng.random() >= follow:
+                others = [d for d in range(task.modulus) if str(d) != solution]
+                solution = str(rng.choice(others))
+        out.append({"question": r["question"], "solution": solution, "explanation": explanation})
+    return out
+
+
+def study_student(run: SeedRun) -> Path:
+    """Stage 1: the study's frozen student (the run's student for ``ordinary``)."""
     from rlt import sft
 
-    cfg, root, rng = run.cfg, run.root, random.Random(run.base + 12)
-    rows = []
-    for r in run.rows["pretrain"]:
-        leak = rng.random() < cfg.kl_work_leak_share
-        explanation = run.task.explanation(r["question"], "leak", rng) if leak else r["reasoning_trace"]
-        rows.append({"question": r["question"], "solution": r["solution"], "explanation": explanation})
-    data = write_jsonl(root / "kl_work_pretrain.jsonl", rows)
-    out = root / "student_persuaded"
+    cfg, root = run.cfg, run.root
+    kind = cfg.kl_work_student
+    if kind == "ordinary":
+        return root / "student"
+    rows = student_rows(
+        run.task, run.rows["pretrain"], kind, run.base + 12, stated_share=cfg.kl_work_stated_share,
+        follow=cfg.kl_work_follow, leak_share=cfg.kl_work_leak_share,
+    )  # fmt: skip
+    data = write_jsonl(root / f"kl_work_{kind}_student.jsonl", rows)
+    out = root / f"kl_student_{kind}"
     args = sft_args(
-        str(student), data, out, cfg.kl_work_steps, run.seed, "explanation", cfg.pretrain_learning_rate
+        str(root / "student"),
+        data,
+        out,
+        cfg.kl_work_steps,
+        run.seed,
+        "explanation",
+        cfg.pretrain_learning_rate,
     )
-    run.stage("KL miniature: the persuaded student", lambda: sft.distill_main(args), out)
+    run.stage(f"KL study: the {kind} student", lambda: sft.distill_main(args), out)
     return out
 
 
@@ -94,25 +150,43 @@ def score_styles(student: Path, teacher: Path, task: Any, rows: list[dict[str, A
 
 
 def leak_pays(parts: dict[str, dict[str, float]], tolerance: float) -> bool:
-    """Whether the reward without the KL term pays a leaked answer as much as correct steps (± ``tolerance``)."""
+    """Whether the reward without the KL term pays a clean leak at least correct steps' minus ``tolerance``.
+
+    A negative ``tolerance`` asks the leak to beat correct steps by that much.
+    """
     if "leak" not in parts or "steps" not in parts:
         return False
     return parts["leak"]["reward_no_kl"] >= parts["steps"]["reward_no_kl"] - tolerance
 
 
-def check(run: SeedRun, persuaded: Path) -> dict[str, Any]:
-    """Stage 2: both students' reward parts by style, the persuaded student's own accuracy, the verdict."""
-    root, teacher, rows = run.root, run.root / "teacher_sft", styled_rows(run)
+def kl_stops_leak(parts: dict[str, dict[str, float]]) -> bool:
+    """Whether the full reward (with the KL term) ranks correct steps above a clean leak."""
+    return "leak" in parts and "steps" in parts and parts["leak"]["reward"] < parts["steps"]["reward"]
+
+
+def gate(parts: dict[str, dict[str, float]], tolerance: float) -> dict[str, bool]:
+    """The check that gates the RL arms: leaking pays without the KL term, and the KL term stops it."""
+    pays, stops = leak_pays(parts, tolerance), kl_stops_leak(parts)
+    return {"leak_pays": pays, "kl_stops": stops, "passed": pays and stops}
+
+
+def check(run: SeedRun, student: Path, teacher: Path) -> dict[str, Any]:
+    """Stage 2: the reward's parts by style for the ordinary and the study's student, its accuracy, the gate."""
+    cfg, root, rows = run.cfg, run.root, styled_rows(run)
+    students = {"ordinary": root / "student", cfg.kl_work_student: student}
     parts = cached_json(root / "kl_work_parts.json", lambda: {
-        name: score_styles(student, teacher, run.task, rows)
-        for name, student in (("ordinary", root / "student"), ("persuaded", persuaded))
+        name: score_styles(path, teacher, run.task, rows) for name, path in students.items()
     })  # fmt: skip
     accuracy = cached_json(
-        root / "eval_student_persuaded.json",
-        lambda: evaluate_dir(persuaded, run.task.generate(200, seed=run.base + 11)),
+        root / f"eval_kl_student_{cfg.kl_work_student}.json",
+        lambda: evaluate_dir(student, run.task.generate(200, seed=run.base + 11)),
     )
-    pays = leak_pays(parts[run.cfg.kl_work_student], run.cfg.kl_work_tolerance)
-    return {"parts": parts, "persuaded_accuracy": float(accuracy), "leak_pays": pays}
+    return {
+        "parts": parts,
+        # the study's student's own greedy accuracy (the key keeps its first name for results.json)
+        "persuaded_accuracy": float(accuracy),
+        **gate(parts[cfg.kl_work_student], cfg.kl_work_tolerance),
+    }
 
 
 def ablation_arm(run: SeedRun, arm: str, teacher: Path, traces: Path) -> dict[str, Any]:
@@ -133,12 +207,12 @@ def ablation_arm(run: SeedRun, arm: str, teacher: Path, traces: Path) -> dict[st
     }
 
 
-def leaky_teacher(run: SeedRun) -> Path:
+def start_teacher(run: SeedRun) -> Path:
     """The RL arms' start: the run's warm-up teacher, or one warmed up on ``steps`` and ``leak`` only.
 
     With ``kl_work_teacher_leak_share`` > 0 the teacher initialisation is warmed up as the run's
     warm-up teacher (same steps, learning rate, questions) on a ``steps``/``leak`` mix, so a
-    drift to leaking has leaks to start from.
+    drift to leaking has leaks to start from (the run's warm-up teacher writes about 1 percent).
     """
     from rlt import sft
 
@@ -153,7 +227,7 @@ def leaky_teacher(run: SeedRun) -> Path:
         for r in run.rows["warmup"]
     ]  # fmt: skip
     data = write_jsonl(root / "kl_work_warmup.jsonl", rows)
-    out = root / "teacher_kl_work_leaky"
+    out = root / "teacher_kl_work_start"
     args = sft_args(
         str(root / "teacher_init"),
         data,
@@ -163,17 +237,21 @@ def leaky_teacher(run: SeedRun) -> Path:
         "reasoning_trace",
         cfg.warmup_learning_rate,
     )
-    run.stage("KL miniature: the leak-prone teacher's warm-up", lambda: sft.warmup_main(args), out)
+    run.stage(
+        "KL study: the arms' starting teacher (warm-up on steps and leaks)",
+        lambda: sft.warmup_main(args),
+        out,
+    )
     return out
 
 
-def ablation(run: SeedRun, student: Path) -> dict[str, dict[str, Any]]:
-    """Stage 3: teacher RL against ``student`` with and without the KL term, traces, students."""
-    warm, teachers = leaky_teacher(run), {}
+def ablation(run: SeedRun, warm: Path, student: Path) -> dict[str, dict[str, Any]]:
+    """Stage 3: teacher RL from ``warm`` against ``student`` with and without the KL term, traces, students."""
+    teachers = {}
     for arm, coefs in KL_WORK_ARMS.items():
         out = run.root / f"teacher_kl_work_{arm}"
         run.stage(
-            f"KL miniature: teacher RL ({arm})",
+            f"KL study: teacher RL ({arm})",
             lambda out=out, coefs=coefs: rl_teacher(run, warm, student, out, coefs),
             out,
         )
@@ -183,25 +261,34 @@ def ablation(run: SeedRun, student: Path) -> dict[str, dict[str, Any]]:
             for arm in KL_WORK_ARMS}  # fmt: skip
 
 
+def settings(cfg: Any) -> dict[str, Any]:
+    """The settings whose change redoes the study's stages (the tolerance only decides: not among them)."""
+    return {
+        "student": cfg.kl_work_student, "steps": cfg.kl_work_steps, "stated_share": cfg.kl_work_stated_share,
+        "follow": cfg.kl_work_follow, "leak_share": cfg.kl_work_leak_share,
+        "teacher_leak_share": cfg.kl_work_teacher_leak_share,
+    }  # fmt: skip
+
+
 def kl_work(run: SeedRun) -> dict[str, Any]:
-    """The KL miniature for one seed: the check, then (only where leaking pays without KL) the ablation."""
+    """The KL study for one seed: its student, the check, then (only where it passed) the ablation."""
     cfg = run.cfg
     cfg.validate()
-    guard_settings(
-        run.root, "kl_work", {"leak_share": cfg.kl_work_leak_share, "steps": cfg.kl_work_steps}, OUTPUTS
-    )
-    arm_settings = {"student": cfg.kl_work_student, "teacher_leak_share": cfg.kl_work_teacher_leak_share}
-    guard_settings(run.root, "kl_work_arms", arm_settings, ARM_OUTPUTS)
-    persuaded = persuaded_student(run, run.root / "student")
-    out = {**check(run, persuaded), "student": cfg.kl_work_student}
+    guard_settings(run.root, "kl_study", settings(cfg), OUTPUTS)
+    student = study_student(run)
+    warm = start_teacher(run)
+    out = {**check(run, student, warm), "student": cfg.kl_work_student}
     parts = out["parts"][cfg.kl_work_student]
-    leak, steps = (parts.get(s, {}).get("reward_no_kl") for s in ("leak", "steps"))
+    leak, steps = parts.get("leak", {}), parts.get("steps", {})
     run.note(
-        f"KL miniature: no-KL reward of a leak {leak} vs correct steps {steps}; pays: {out['leak_pays']}"
+        f"KL study check ({cfg.kl_work_student} student): without KL a leak {leak.get('reward_no_kl', float('nan')):.3f} "
+        f"vs correct steps {steps.get('reward_no_kl', float('nan')):.3f}; with KL {leak.get('reward', float('nan')):.2f} "
+        f"vs {steps.get('reward', float('nan')):.2f}; passed: {out['passed']}"
     )
-    if out["leak_pays"]:
-        out["arms"] = ablation(run, persuaded if cfg.kl_work_student == "persuaded" else run.root / "student")
-        run.note("KL miniature: " + "; ".join(
-            f"{arm} leak share {v['leak_share']:.2f}, student {v['accuracy']:.3f}" for arm, v in out["arms"].items()
+    if out["passed"]:
+        out["arms"] = ablation(run, warm, student)
+        run.note("KL study: " + "; ".join(
+            f"{arm} leak share {v['leak_share']:.2f} (over RL {sum(v['rl_leak']) / max(1, len(v['rl_leak'])):.2f}), "
+            f"student {v['accuracy']:.3f}" for arm, v in out["arms"].items()
         ))  # fmt: skip
     return out

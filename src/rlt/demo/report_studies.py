@@ -85,7 +85,7 @@ def cold_start_table(results: dict[str, Any]) -> str:
 
 
 def pooled_parts(results: dict[str, Any], student: str) -> dict[str, dict[str, float]]:
-    """``student``'s (``ordinary``/``persuaded``) reward parts per style, pooled over seeds by count."""
+    """``student``'s (``ordinary``/the study's) reward parts per style, pooled over seeds by count."""
     pooled: dict[str, dict[str, float]] = {}
     for seed in results.get("kl_work", {}).get("parts", {}).values():
         for style, parts in seed.get(student, {}).items():
@@ -99,104 +99,196 @@ def pooled_parts(results: dict[str, Any], student: str) -> dict[str, dict[str, f
     }
 
 
-def _check_evidence(results: dict[str, Any]) -> str:
-    """The pooled no-KL and full rewards of a leak against correct steps, for both students."""
-    out = []
-    for student in ("ordinary", "persuaded"):
-        parts = pooled_parts(results, student)
-        if "leak" in parts and "steps" in parts:
-            leak, steps = parts["leak"], parts["steps"]
-            out.append(
-                f"{student} student: reward without KL, leak {leak['reward_no_kl']:.2f} vs steps "
-                f"{steps['reward_no_kl']:.2f}; with KL, leak {leak['reward']:.2f} vs steps {steps['reward']:.2f}"
-            )
-    return "; ".join(out)
+def _students(kw: dict[str, Any]) -> list[str]:
+    """The students the check scored: the study's (the RL arms') first, then the run's ordinary one."""
+    study = kw.get("student", "persuaded")
+    names = {name for seed in kw.get("parts", {}).values() for name in seed}
+    return [study] + sorted(names - {study})
+
+
+def check_rows(results: dict[str, Any], student: str) -> list[dict[str, float]]:
+    """Per seed (the run's order), ``student``'s leak and correct steps with and without the KL term.
+
+    Each row: ``leak_no_kl``, ``steps_no_kl``, ``leak``, ``steps`` (full reward), the solution
+    log-probs ``leak_solution``, ``steps_solution`` and the leak's KL (mean) ``leak_kl``; NaN
+    where a style was not measured.
+    """
+    nan, out = float("nan"), []
+    for seed in results.get("kl_work", {}).get("parts", {}).values():
+        parts = seed.get(student, {})
+        leak, steps = parts.get("leak", {}), parts.get("steps", {})
+        out.append({
+            "leak_no_kl": leak.get("reward_no_kl", nan), "steps_no_kl": steps.get("reward_no_kl", nan),
+            "leak": leak.get("reward", nan), "steps": steps.get("reward", nan),
+            "leak_solution": leak.get("solution_logprob_mean", nan),
+            "steps_solution": steps.get("solution_logprob_mean", nan), "leak_kl": leak.get("kl_mean", nan),
+        })  # fmt: skip
+    return out
 
 
 def kl_stops_leaks(results: dict[str, Any], student: str) -> list[bool]:
     """Per seed, whether the full reward (with the KL term) ranks correct steps above a leak for ``student``."""
-    out = []
-    for seed in results.get("kl_work", {}).get("parts", {}).values():
-        parts = seed.get(student, {})
-        out.append(
-            "leak" in parts and "steps" in parts and parts["leak"]["reward"] < parts["steps"]["reward"]
-        )
-    return out
+    return [r["leak"] < r["steps"] for r in check_rows(results, student)]
+
+
+def _subset(values: list[Any], index: list[int]) -> list[Any]:
+    return [values[i] for i in index]
+
+
+def seed_groups(results: dict[str, Any]) -> list[tuple[str, list[int]]]:
+    """The seed groups the KL study's claims are decided on: all seeds, and with more than 3, each block of 3.
+
+    The demo's design seeds are 0-2; with ``--seeds 6`` the claims are decided on seeds 0-2,
+    on seeds 3-5 (which played no part in the design) and on all six.
+    """
+    seeds = results.get("seeds", [])
+    groups = [("", list(range(len(seeds))))]
+    if len(seeds) > 3:
+        for lo in range(0, len(seeds), 3):
+            index = list(range(lo, min(lo + 3, len(seeds))))
+            groups.append((f" (seeds {seeds[index[0]]}–{seeds[index[-1]]})", index))
+    return groups
 
 
 def kl_work_claims(results: dict[str, Any]) -> list[Claim]:
-    """The KL miniature: leaking pays without KL (every seed); then no-KL leaks more and teaches worse (paired)."""
+    """The KL study's four claims, decided on every seed group of :func:`seed_groups` (paired over seeds)."""
     kw = results.get("kl_work")
     if not kw:
         return []
-    pays, student = kw["leak_pays"], kw.get("student", "persuaded")
-    tol = results.get("config", {}).get("kl_work_tolerance", 0.0)
-    stops = kl_stops_leaks(results, student)
-    out = [Claim(
-        f"KL miniature: the KL term has work (for the RL arms' {student} frozen student: without it the reward pays "
-        f"a leaked answer as much as correct steps, no-KL reward of a leak ≥ steps' − {tol}; with it a leak earns "
-        "less than correct steps; every seed)",
-        all(pays) and all(stops),
-        f"leak pays without KL on {sum(pays)}/{len(pays)} seeds, KL stops it on {sum(stops)}/{len(stops)}; "
-        + _check_evidence(results),
-        label="KL miniature: the KL term has work",
-        figure=f"leak pays without KL {sum(pays)}/{len(pays)}, KL stops it {sum(stops)}/{len(stops)} seeds",
-    )]  # fmt: skip
-    arms = kw.get("arms")
-    if not arms:
-        why = "not run: leaking did not pay without the KL term on every seed (see the check above and its parts)"
-        return out + [Claim("KL miniature: without the KL term the teacher drifts to leaking", False, why,
-                            label="KL miniature: no-KL teacher drifts to leaking", figure="not run"),
-                      Claim("KL miniature: without the KL term its students learn less", False, why,
-                            label="KL miniature: no-KL students learn less", figure="not run")]  # fmt: skip
-    nokl, kl = arms["no_kl"], arms["with_kl"]
-    drift = paired(nokl["leak_share"], kl["leak_share"])
-    rise = trend(nokl["rl_leak"]) if nokl["rl_leak"] else 0.0
-    out.append(Claim(
-        "KL miniature: without the KL term the teacher drifts to leaking (its traces' `leak` share above the KL "
-        "teacher's, paired, and rising during its RL); with it, it does not",
-        drift.held and rise > 0,
-        f"`leak` share of the traces {mean_std(nokl['leak_share'])[0]:.2f} vs {mean_std(kl['leak_share'])[0]:.2f}; "
-        f"{drift.describe()}; during RL (first → last quarter) no KL {rise:+.3f}, with KL "
-        f"{trend(kl['rl_leak']) if kl['rl_leak'] else 0.0:+.3f}",
-        label="KL miniature: no-KL teacher drifts to leaking",
-        figure=f"`leak` share {mean_std(nokl['leak_share'])[0]:.2f} vs {mean_std(kl['leak_share'])[0]:.2f}; "
-        f"{drift.short()}",
-    ))  # fmt: skip
-    learn = paired(kl["accuracy"], nokl["accuracy"])
-    means = f"{mean_std(kl['accuracy'])[0]:.3f} vs {mean_std(nokl['accuracy'])[0]:.3f}"
-    out.append(Claim(
-        "KL miniature: without the KL term its students learn less (students of the KL teacher above the no-KL "
-        "teacher's, paired)",
-        learn.held,
-        f"{means}; {learn.describe()}",
-        label="KL miniature: no-KL students learn less",
-        figure=f"{means}; {learn.short()}",
-    ))  # fmt: skip
+    out = []
+    for label, index in seed_groups(results):
+        out += _kl_claims(results, index, label)
     return out
 
 
+def _kl_claims(results: dict[str, Any], index: list[int], group: str) -> list[Claim]:
+    """The KL study's claims on the seeds at ``index`` of the run; ``group`` names them in each claim."""
+    kw = results["kl_work"]
+    student = kw.get("student", "persuaded")
+    tol = results.get("config", {}).get("kl_work_tolerance", 0.0)
+    rows = _subset(check_rows(results, student), index)
+    pays = _subset(kw["leak_pays"], index)
+    stops = [r["leak"] < r["steps"] for r in rows]
+    no_kl = paired([r["leak_no_kl"] for r in rows], [r["steps_no_kl"] for r in rows])
+    with_kl = paired([r["steps"] for r in rows], [r["leak"] for r in rows])
+    out = [Claim(
+        f"KL study{group}: the KL term has work (for the RL arms' {student} frozen student, a clean leak's reward "
+        f"without the KL term is at least correct steps' − {tol}, and with it a leak earns less than correct "
+        "steps; every seed)",
+        all(pays) and all(stops),
+        f"leak pays without KL on {sum(pays)}/{len(pays)} seeds, KL stops it on {sum(stops)}/{len(stops)}; "
+        f"without KL, leak − steps: {no_kl.describe()}; with KL, steps − leak: {with_kl.describe()}",
+        label=f"KL study{group}: the KL term has work",
+        figure=f"leak pays without KL {sum(pays)}/{len(pays)} ({no_kl.mean:+.3f}), KL stops it "
+        f"{sum(stops)}/{len(stops)} ({with_kl.mean:+.2f}) seeds",
+    )]  # fmt: skip
+    arms = kw.get("arms")
+    if not arms:
+        why = "not run: the check did not pass on every seed (leaking pays without KL and KL stops it; see its table)"
+        names = (("the no-KL teacher drifts to leaking", "drifts to leaking"),
+                 ("its students fall below the with-KL teacher's", "students below with-KL's"),
+                 ("its students fall below the no-explanation baseline", "students below baseline"))  # fmt: skip
+        return out + [Claim(f"KL study{group}: {long}", False, why, label=f"KL study{group}: no-KL {short}",
+                            figure="not run") for long, short in names]  # fmt: skip
+    nokl, kl = arms["no_kl"], arms["with_kl"]
+    share_nokl, share_kl = _subset(nokl["leak_share"], index), _subset(kl["leak_share"], index)
+    drift = paired(share_nokl, share_kl)
+    rise = trend(nokl["rl_leak"]) if nokl["rl_leak"] else 0.0
+    shares = f"{mean_std(share_nokl)[0]:.2f} vs {mean_std(share_kl)[0]:.2f}"
+    out.append(Claim(
+        f"KL study{group}: without the KL term the teacher drifts to leaking (its final traces' `leak` share above "
+        "the with-KL teacher's, paired, and its share rising during RL, first → last quarter of the seeds' mean curve)",
+        drift.held and rise > 0,
+        f"`leak` share of the final traces {shares} ({_values(share_nokl)} vs {_values(share_kl)}); "
+        f"{drift.describe()}; during RL (first → last quarter, mean over all the run's seeds) no KL {rise:+.3f}, "
+        f"with KL {trend(kl['rl_leak']) if kl['rl_leak'] else 0.0:+.3f}",
+        label=f"KL study{group}: no-KL teacher drifts to leaking",
+        figure=f"`leak` share {shares}; {drift.short()}; during RL {rise:+.2f}",
+    ))  # fmt: skip
+    acc_nokl, acc_kl = _subset(nokl["accuracy"], index), _subset(kl["accuracy"], index)
+    base = _subset(results["arms"].get("no_explanation", {}).get("accuracy", []), index)
+    for other, values, short in (("the with-KL teacher's", acc_kl, "with-KL's"), ("the no-explanation baseline", base, "baseline")):  # fmt: skip
+        if len(values) != len(acc_nokl):
+            continue
+        found = paired(values, acc_nokl)
+        means = f"{mean_std(acc_nokl)[0]:.3f} vs {mean_std(values)[0]:.3f}"
+        out.append(Claim(
+            f"KL study{group}: the no-KL teacher's students fall below {other} (paired)",
+            found.held,
+            f"no KL {means} ({_values(acc_nokl)} vs {_values(values)}); {found.describe()}",
+            label=f"KL study{group}: no-KL students below {short}",
+            figure=f"{means}; {found.short()}",
+        ))  # fmt: skip
+    return out
+
+
+def _nan(value: float, digits: int = 3) -> str:
+    return "n/a" if value != value else f"{value:+.{digits}f}"
+
+
 def kl_work_tables(results: dict[str, Any]) -> str:
-    """The check's reward parts per style for both students, and the two RL arms per seed; "" without."""
+    """The check per seed and pooled, the RL arms' leak shares and students, the paired comparisons; "" without."""
     kw = results.get("kl_work")
     if not kw:
         return ""
+    students = _students(kw)
+    study = students[0]
     lines = [
+        f"The check, per seed, for the {study} student (the RL arms'): a clean leak (`answer 6`) against correct "
+        "steps, with ℓ_T of the teacher the arms start from.",
+        "",
+        "| seed | reward without KL: leak | steps | with KL: leak | steps | solution log-prob: leak | steps "
+        "| leak's KL (mean) | passed |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for seed, r, pays, stops in zip(results.get("seeds", []), check_rows(results, study), kw["leak_pays"],
+                                    kl_stops_leaks(results, study)):  # fmt: skip
+        lines.append(
+            f"| {seed} | {_nan(r['leak_no_kl'])} | {_nan(r['steps_no_kl'])} | {_nan(r['leak'], 2)} | "
+            f"{_nan(r['steps'], 2)} | {_nan(r['leak_solution'])} | {_nan(r['steps_solution'])} | "
+            f"{_nan(r['leak_kl'], 2)} | {'yes' if pays and stops else 'no'} |"
+        )
+    lines += [
+        "",
+        "Pooled over seeds, every style:",
+        "",
         "| student | style | texts | reward | reward without KL | solution log-prob (mean) | KL (mean) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for student in ("ordinary", "persuaded"):
+    for student in students:
         for style, p in pooled_parts(results, student).items():
             lines.append(
-                f"| {student} | `{style}` | {p['n']} | {p['reward']:.2f} | {p['reward_no_kl']:.2f} | "
-                f"{p['solution_logprob_mean']:.2f} | {p['kl_mean']:.2f} |"
+                f"| {student} | `{style}` | {p['n']} | {p['reward']:.2f} | {p['reward_no_kl']:.3f} | "
+                f"{p['solution_logprob_mean']:.3f} | {p['kl_mean']:.2f} |"
             )
-    lines += ["", f"The persuaded student's own accuracy: {_values(kw['persuaded_accuracy'])} (per seed); "
-              f"leaking pays without KL per seed: {kw['leak_pays']}."]  # fmt: skip
-    if kw.get("arms"):
-        student = kw.get("student", "persuaded")
-        lines += ["", f"| teacher RL against the {student} student | `leak` share of its traces | its students |",
-                  "| --- | --- | --- |"]  # fmt: skip
-        for arm, v in kw["arms"].items():
-            lines.append(f"| {arm} | {_values(v['leak_share'])} | {_values(v['accuracy'])} |")
+    lines += [
+        "",
+        f"The {study} student's own (greedy) accuracy: {_values(kw['persuaded_accuracy'])} (per seed).",
+    ]
+    arms = kw.get("arms")
+    if not arms:
+        return "\n".join(lines)
+    lines += ["", f"| teacher RL against the {study} student | `leak` share over RL (mean; first → last step) "
+              "| `leak` share of the final traces (per seed) | its students (per seed) |",
+              "| --- | --- | --- | --- |"]  # fmt: skip
+    for arm, v in arms.items():
+        curve = v["rl_leak"]
+        over = f"{mean_std(curve)[0]:.2f}; {curve[0]:.2f} → {curve[-1]:.2f}" if curve else "n/a"
+        lines.append(f"| {arm} | {over} | {_values(v['leak_share'])} | {_values(v['accuracy'])} |")
+    lines += ["", "Paired over seeds (every seed must agree; a tie is not a win):", "",
+              "| students of | against | difference per seed | paired |", "| --- | --- | --- | --- |"]  # fmt: skip
+    others = {"with-KL teacher": arms["with_kl"]["accuracy"]} | {
+        f"{SHORT_LABELS[a]} ({a})": results["arms"][a]["accuracy"]
+        for a in ("rlt_teacher", "sft_teacher", "no_explanation") if a in results.get("arms", {})
+    }  # fmt: skip
+    for arm in ("no_kl", "with_kl"):
+        for name, values in others.items():
+            if arm == "with_kl" and name == "with-KL teacher":
+                continue
+            found = paired(arms[arm]["accuracy"], values)
+            lines.append(
+                f"| {arm} teacher | {name} | {', '.join(f'{d:+.3f}' for d in found.diffs)} | "
+                f"{found.wins}/{len(found.diffs)} above, {found.mean:+.3f} (CI {found.ci[0]:+.3f} … {found.ci[1]:+.3f}, "
+                f"p = {found.sign_p:.3f}, d_z {'n/a' if found.d_z is None else f'{found.d_z:.2f}'}) |"
+            )
     return "\n".join(lines)
