@@ -31,8 +31,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.vllm, pytest.mark.slow]
-
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = ROOT / "recipes" / "qwen2.5-0.5b"
 RUNS = "runs/qwen2.5-0.5b"
@@ -126,6 +124,34 @@ def rlt(*args: str) -> list[str]:
     return [sys.executable, "-m", "rlt.cli", *args]
 
 
+def test_released_configuration_is_qwen25_05b_instructs(tmp_path, capsys):
+    """The configuration `rlt tiny-model --size qwen2.5-0.5b` writes: Qwen/Qwen2.5-0.5B-Instruct's
+    config.json, 494,032,768 parameters (counted on the meta device: nothing allocated)."""
+    import torch
+    from transformers import Qwen2ForCausalLM
+
+    from rlt.cli import main as cli
+    from rlt.models import released_config
+
+    cfg = released_config("qwen2.5-0.5b")
+    got = {k: getattr(cfg, k) for k in ("num_hidden_layers", "hidden_size", "intermediate_size",
+                                          "num_attention_heads", "num_key_value_heads", "vocab_size",
+                                          "tie_word_embeddings", "max_position_embeddings", "rms_norm_eps",
+                                          "bos_token_id", "eos_token_id", "max_window_layers", "hidden_act")}  # fmt: skip
+    assert got == {"num_hidden_layers": 24, "hidden_size": 896, "intermediate_size": 4864, "num_attention_heads": 14,
+                   "num_key_value_heads": 2, "vocab_size": 151936, "tie_word_embeddings": True,
+                   "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "bos_token_id": 151643,
+                   "eos_token_id": 151645, "max_window_layers": 21, "hidden_act": "silu"}  # fmt: skip
+    assert cfg.rope_parameters["rope_theta"] == 1e6 and not cfg.use_sliding_window
+    with torch.device("meta"):
+        model = Qwen2ForCausalLM(cfg)
+    assert sum(p.numel() for p in model.parameters()) == 494_032_768  # the tied head counted once
+    assert cli(["tiny-model", "--size", "qwen2.5-0.5b", "--tokenizer", "char", "--out", str(tmp_path)]) == 2
+    assert "it takes --tokenizer qwen2.5" in capsys.readouterr().err
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
 def test_pipeline_at_qwen25_05b_shape(tmp_path):
     work = tmp_path
     report: dict[str, dict] = {}
