@@ -69,10 +69,17 @@ class FindingsArguments:
         300, "--kl_work: steps training the study's student from the run's (batch 32)."
     )
     kl_work_teacher_leak_share: float = option(
-        0.75,
-        "--kl_work: both RL arms start from one teacher warmed up (as the run's) on `steps` and this share of "
-        "`leak` explanations, so there are leaks to drift to (the run's warm-up teacher writes about 1 percent); "
-        "0: the run's warm-up teacher.",
+        0.5,
+        "--kl_work: both RL arms start from one teacher warmed up from the run's teacher initialisation on "
+        "`steps` and this share of `leak` explanations, so there are leaks to drift to (the run's warm-up "
+        "teacher writes about 1 percent); 0: the run's warm-up teacher.",
+    )
+    kl_work_teacher_steps: int = option(
+        400,
+        "--kl_work: warm-up steps of that starting teacher (batch 32, the run's warm-up learning rate). "
+        "Measured on seed 2, 256 sampled explanations: after 200 steps (the run's warm-up) on 75 percent leaks it "
+        "wrote 39 clean leaks and 177 `answer X` with a wrong X (it had not learned to copy the given "
+        "solution); after 400 on 50 percent, 125 clean leaks and 3 with a wrong X.",
     )
     kl_work_tolerance: float = option(
         -0.02,
@@ -143,7 +150,7 @@ class DemoArguments(FindingsArguments):
         self.distill_questions, self.distill_steps, self.eval_questions = 64, 60, 48
         self.e5_rl_steps, self.e6_questions, self.e6_distill_steps, self.e6_eval_questions = 2, 32, 10, 16
         self.student_extra_steps = 10
-        self.cold_start_rl_steps, self.kl_work_steps = 2, 10
+        self.cold_start_rl_steps, self.kl_work_steps, self.kl_work_teacher_steps = 2, 10, 30
 
     def validate(self) -> None:
         """Check the settings before any work: ConfigError naming the field."""

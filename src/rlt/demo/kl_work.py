@@ -211,8 +211,10 @@ def start_teacher(run: SeedRun) -> Path:
     """The RL arms' start: the run's warm-up teacher, or one warmed up on ``steps`` and ``leak`` only.
 
     With ``kl_work_teacher_leak_share`` > 0 the teacher initialisation is warmed up as the run's
-    warm-up teacher (same steps, learning rate, questions) on a ``steps``/``leak`` mix, so a
-    drift to leaking has leaks to start from (the run's warm-up teacher writes about 1 percent).
+    warm-up teacher (learning rate, questions) for ``kl_work_teacher_steps`` on a ``steps``/``leak``
+    mix, so a drift to leaking has leaks to start from (the run's warm-up teacher writes about 1
+    percent). A leak only persuades when it states the given solution: at the run's 200 warm-up
+    steps the teacher of one seed wrote `answer X` with a wrong X most of the time.
     """
     from rlt import sft
 
@@ -232,7 +234,7 @@ def start_teacher(run: SeedRun) -> Path:
         str(root / "teacher_init"),
         data,
         out,
-        cfg.warmup_steps,
+        cfg.kl_work_teacher_steps,
         run.seed,
         "reasoning_trace",
         cfg.warmup_learning_rate,
@@ -266,7 +268,7 @@ def settings(cfg: Any) -> dict[str, Any]:
     return {
         "student": cfg.kl_work_student, "steps": cfg.kl_work_steps, "stated_share": cfg.kl_work_stated_share,
         "follow": cfg.kl_work_follow, "leak_share": cfg.kl_work_leak_share,
-        "teacher_leak_share": cfg.kl_work_teacher_leak_share,
+        "teacher_leak_share": cfg.kl_work_teacher_leak_share, "teacher_steps": cfg.kl_work_teacher_steps,
     }  # fmt: skip
 
 
