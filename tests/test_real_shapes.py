@@ -206,12 +206,15 @@ def _pipeline(work: Path, stratos: str, math500: str, report: dict) -> None:
     traces = [json.loads(x) for x in (work / RUNS / "traces.jsonl").read_text().splitlines()]
     assert len(traces) == len(STRATOS_ROWS) and all(t["explanation"] for t in traces)
 
-    # 4. score the traces with the frozen student (the RLT reward's components per trace)
+    # 4. score the traces with the frozen student (the RLT reward's components per trace). The raw
+    # file, not the export: it has the `closed` column, so the unclosed explanations kept above get
+    # the format penalty (the export has none, and `rlt score` reads a missing column as closed)
     run_stage(work, "score", rlt("score", "--student", f"{RUNS}/student", "--teacher", f"{RUNS}/teacher_rlt",
-                                 "--input", f"{RUNS}/traces.jsonl", "--output", f"{RUNS}/traces_scored.jsonl",
+                                 "--input", f"{RUNS}/traces_raw.jsonl", "--output", f"{RUNS}/traces_scored.jsonl",
                                  "--dtype", "float32"), report)  # fmt: skip
     scored = [json.loads(x) for x in (work / RUNS / "traces_scored.jsonl").read_text().splitlines()]
     assert len(scored) == len(traces) and all(isinstance(s.get("reward"), float) for s in scored)
+    assert all(s["penalty"] == -1.0 for s in scored if not s["closed"])
 
     # 5. distil the student on the traces (the recipe reads runs/qwen2.5-0.5b/traces.jsonl)
     run_stage(work, "distill", rlt("distill", "--config", str(RECIPES / "student_distill.yaml")), report)
