@@ -110,7 +110,13 @@ def test_score_with_student_and_filters(tiny_model_dir, tiny_student_dir, tmp_pa
     two = filter_traces(recs, keep_best_k=2)
     assert len(two) == 4 and {r["id"] for r in best} < {r["id"] for r in two}
     assert to_distillation_rows(best) == [
-        {"id": b["id"], "question": b["question"], "solution": b["solution"], "explanation": b["explanation"]}
+        {
+            "id": b["id"],
+            "question": b["question"],
+            "solution": b["solution"],
+            "explanation": b["explanation"],
+            "closed": b["closed"],
+        }
         for b in best
     ]
 

@@ -92,7 +92,9 @@ def test_collect_then_distil_rows_then_eval_end_to_end(tiny_model_dir, tiny_stud
     assert summary["written"] == 6
     records = read_records(traces)
     export = to_distillation_rows(records)
-    assert export == [{k: r[k] for k in ("id", "question", "solution", "explanation")} for r in records]
+    assert export == [
+        {k: r[k] for k in ("id", "question", "solution", "explanation", "closed")} for r in records
+    ]
     assert [r["solution"] for r in export] == [row["solution"] for row in rows for _ in range(2)]
     sft = tmp_path / "sft.jsonl"
     sft.write_text("".join(json.dumps(r) + "\n" for r in export))

@@ -21,7 +21,7 @@ tokens, so traces fit the student's context, as the official README advises) and
 a word n-gram with an evaluation set (:mod:`rlt.decontaminate`, open-r1's method); the
 removed rows are logged. Row ids are taken before the drop, so trace ids do not move.
 With ``--export_sft FILE`` the kept traces go to ``FILE`` as
-``{id, question, solution, explanation}`` rows, what `rlt distill
+``{id, question, solution, explanation, closed}`` rows, what `rlt distill
 --explanation_column explanation` reads; without it, the kept records go to
 ``<out>.filtered.jsonl``. Both are rewritten whole on every run.
 
@@ -199,11 +199,15 @@ def filter_traces(
 
 
 def to_distillation_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Rows ``{question, solution, explanation}`` (plus the trace ``id``, for provenance).
+    """Rows ``{question, solution, explanation}`` (plus the trace ``id``, for provenance, and
+    ``closed``, so that `rlt score` of an export gives an unclosed explanation its penalty).
 
     That is what `rlt distill --explanation_column explanation` reads.
     """
-    return [{k: r[k] for k in ("id", "question", "solution", "explanation")} for r in records]
+    return [{k: r[k] for k in EXPORT_COLUMNS if k in r} for r in records]
+
+
+EXPORT_COLUMNS = ("id", "question", "solution", "explanation", "closed")
 
 
 @dataclass
