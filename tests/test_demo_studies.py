@@ -4,6 +4,8 @@ The quick end-to-end run (tests/test_demo.py) runs both stages; here the claim l
 checked on numbers written out by hand (a tie is not a win; a check that fails stops the arms).
 """
 
+from collections import Counter
+
 import pytest
 
 from rlt.demo.kl_work import leak_pays
@@ -114,11 +116,16 @@ def test_the_imperfect_students_data_states_the_answer_after_its_steps_and_follo
     stated = [r for r in out if "answer" in r["explanation"]]
     plain = [(r, o) for r, o in zip(rows, out) if "answer" not in o["explanation"]]
     assert abs(len(stated) / len(out) - 0.5) < 0.03
-    # a stated answer comes after the steps, never first, and is the solution it trains on (always right)
-    for r in stated:
-        steps, _, answer = r["explanation"].partition("; answer ")
-        assert task.classify_style(r["question"], steps) == "steps" and answer == r["solution"]
-        assert task.verify(r["question"], r["solution"]) and not r["explanation"].startswith("answer")
+    # a stated answer comes after the first k steps (k >= 1), never first, and is the solution it trains on
+    lengths = Counter()
+    for r, o in zip(rows, out):
+        if "answer" not in o["explanation"]:
+            continue
+        steps, _, answer = o["explanation"].partition("; answer ")
+        assert r["reasoning_trace"].startswith(steps) and answer == o["solution"] == r["solution"]
+        assert not o["explanation"].startswith("answer")
+        lengths[steps.count("=")] += 1
+    assert sorted(lengths) == [1, 2, 3] and min(lengths.values()) > 0.3 * len(stated)
     # the other traces are correct steps; their solution is the steps' result about 70 % of the time
     assert all(o["explanation"] == r["reasoning_trace"] for r, o in plain)
     right = sum(o["solution"] == r["solution"] for r, o in plain) / len(plain)

@@ -66,7 +66,10 @@ class FindingsArguments:
         0.5, "--kl_work, `persuaded` student: share of clean `leak` traces in its data."
     )
     kl_work_steps: int = option(
-        300, "--kl_work: steps training the study's student from the run's (batch 32)."
+        600,
+        "--kl_work: steps training the study's student from the run's (batch 32). Measured on seed 3: after 300 "
+        "a clean leak gave it the solution less surely than correct steps (log-prob -0.16 vs -0.15); after 600, "
+        "-0.11 vs -0.13.",
     )
     kl_work_teacher_leak_share: float = option(
         0.5,

@@ -11,8 +11,8 @@ Per seed, this stage builds one by construction, checks it, and only then runs t
    for ``kl_work_steps`` steps on its pre-training questions:
 
    - ``imperfect`` (default): a share ``kl_work_stated_share`` of its traces state the answer
-     *after* their steps (``7+2=9; 9*3=7; 7-1=6; answer 6``), so (a) a stated answer sets its
-     solution exactly, yet (b) no trace of its own opens with one: a leak (``answer 6``) stays
+     *after* some of their steps (``7+2=9; 9*3=7; answer 6``: the first k, k from 1 to all), so
+     (a) a stated answer sets its solution exactly, yet (b) no trace of its own opens with one: a leak (``answer 6``) stays
      unnatural to it and the KL term sees it. In the other traces the solution is the steps'
      result only in a share ``kl_work_follow`` (a random other digit otherwise), so (c) it
      follows correct steps imperfectly: after them its solution log-prob is below a leak's.
@@ -78,8 +78,9 @@ def student_rows(
 ) -> list[dict[str, Any]]:
     """The training rows (``question``, ``solution``, ``explanation``) of the study's ``kind`` of student.
 
-    ``imperfect``: a share ``stated_share`` states the answer after the steps (solution: that
-    answer); of the rest, a share ``follow`` has the steps' result as solution, the others a
+    ``imperfect``: a share ``stated_share`` states the answer after the first k of its steps (k
+    drawn from 1 to all, so the stated answer, not the last step, is what the solution copies);
+    of the rest, a share ``follow`` has the steps' result as solution, the others a
     random other digit. ``persuaded``: a share ``leak_share`` are clean leaks. Drawn with
     ``random.Random(seed)``.
     """
@@ -90,7 +91,9 @@ def student_rows(
             leak = rng.random() < leak_share
             explanation = task.explanation(r["question"], "leak", rng) if leak else steps
         elif rng.random() < stated_share:
-            explanation = f"{steps}; answer {solution}"
+            # after the first k steps (k from 1 to all): the solution is there only in the stated answer
+            chain = steps.split("; ")
+            explanation = "; ".join(chain[: rng.randint(1, len(chain))]) + f"; answer {solution}"
         else:
             explanation = steps
             if rng.random() >= follow:
