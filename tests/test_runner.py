@@ -155,6 +155,8 @@ def test_a_second_launch_is_refused_and_a_killed_jobs_lock_taken_over(tiny_model
 
 # --------------------------------------------------------------------------- the four stages, killed and relaunched
 
+SUMMARY = {"collect": "collect: 24 traces in", "score": "score: 40 rows in", "eval": "eval digits: accuracy",
+           "eval --harness": "eval math500 (skythought): accuracy"}  # fmt: skip
 MATH = [{"problem": f"What is {i} + {i}?", "solution": "s", "answer": str(2 * i)} for i in range(12)]
 
 
@@ -219,6 +221,7 @@ def test_sigkill_of_one_process_then_relaunch_loses_and_repeats_nothing(
     assert len(found) == 2
     assert sum(int(w) for w, _ in found) == total - done and sum(int(s) for _, s in found) == done
     assert not records(root).exists() or stage in ("collect", "score")  # eval's partial samples are gone
+    assert err.count(SUMMARY[stage]) == 1  # the summary once, by the main process
     assert cli(argv(tmp_path / "alone")) == 0  # another process count resumes the same state
     assert _result(tmp_path / "alone", files) == ref
 

@@ -200,22 +200,3 @@ def test_two_processes_collect_what_one_writes_and_filter_once(tiny_model_dir, t
     assert err.count("collect: merged 12 traces") == 1 and err.count("collect: exported") == 1
     assert err.count("decontaminate: removed 1 of 7 rows") == 1
     assert not shards_dir(tmp_path / "two.jsonl").exists()
-
-
-@pytest.mark.slow
-def test_two_processes_score_and_eval_as_one(tiny_model_dir, tiny_student_dir, tmp_path):
-    traces = tmp_path / "traces.jsonl"
-    assert cli(_collect_argv(tiny_model_dir, traces)) == 0
-    score = ["score", "--student", tiny_student_dir, "--teacher", tiny_model_dir, "--input", str(traces),
-             "--batch_size", "4", "--device", "cpu"]  # fmt: skip
-    assert cli([*score, "--output", str(tmp_path / "s1.jsonl")]) == 0
-    _run(_launch(*score, "--output", str(tmp_path / "s2.jsonl")))
-    assert read_records(tmp_path / "s2.jsonl") == read_records(tmp_path / "s1.jsonl")
-    ev = ["eval", "--model", tiny_model_dir, "--task", "digits", "--limit", "5", "--num_samples", "3",
-          "--k", "1", "3", "--max_new_tokens", "6", "--batch_size", "4"]  # fmt: skip
-    assert cli([*ev, "--out", str(tmp_path / "e1")]) == 0
-    err = _run(_launch(*ev, "--out", str(tmp_path / "e2")))
-    for name in ("results.json", "results.md", "samples.jsonl"):
-        assert (tmp_path / "e2" / name).read_text() == (tmp_path / "e1" / name).read_text(), name
-    assert len({r["completion"] for r in read_records(tmp_path / "e2" / "samples.jsonl")}) > 1
-    assert err.count("eval digits: accuracy") == 1  # one summary, by the main process
