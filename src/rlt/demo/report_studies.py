@@ -184,7 +184,12 @@ def _kl_claims(results: dict[str, Any], index: list[int], group: str) -> list[Cl
     )]  # fmt: skip
     arms = kw.get("arms")
     if not arms:
-        why = "not run: the check did not pass on every seed (leaking pays without KL and KL stops it; see its table)"
+        failed = [str(seed) for seed, row, pays in zip(results.get("seeds", []), check_rows(results, student),
+                                                        kw["leak_pays"]) if not (pays and row["leak"] < row["steps"])]  # fmt: skip
+        why = (
+            f"not run on every seed: the check failed on seed(s) {', '.join(failed) or 'none'} (see its table), and "
+            "the RL arms' figures are pooled only when every seed of the run ran them"
+        )
         names = (("the no-KL teacher drifts to leaking", "drifts to leaking"),
                  ("its students fall below the with-KL teacher's", "students below with-KL's"),
                  ("its students fall below the no-explanation baseline", "students below baseline"))  # fmt: skip
