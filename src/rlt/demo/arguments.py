@@ -40,21 +40,21 @@ class FindingsArguments:
         "it would not write one itself, it follows correct steps imperfectly), the reward's parts by style "
         "under it (the check that gates the RL arms: a clean leak beats correct steps without the KL term and "
         "loses with it), then teacher RL against it with and without the KL term, traces, students. "
-        "About 10 minutes more for three seeds on 2 cores (docs/demo.md has the measured time).",
+        "About 6 minutes more for three seeds on 2 shared cores (measured on a finished run: seed 0's stages 346 s).",
     )
     kl_work_student: str = option(
         "imperfect",
         "--kl_work: the frozen student of the check and the RL arms. `imperfect`: trained on from the run's "
-        "student on traces of which --kl_work_stated_share state the answer after their steps and the rest "
+        "student on traces of which --kl_work_stated_share state the answer after some of their steps and the rest "
         "have the steps' result as solution only --kl_work_follow of the time. `persuaded`: also trained on "
         "clean leaks (it writes them itself, so the KL term rewards them). `ordinary`: the run's student "
         "(correct steps already give it the solution with certainty, so a leak cannot earn more).",
     )
     kl_work_stated_share: float = option(
         0.5,
-        "--kl_work, `imperfect` student: share of its traces that state the answer after their steps "
-        "(`7+2=9; 9*3=7; 7-1=6; answer 6`): a stated answer sets its solution, but none of its traces opens "
-        "with one, so a leak stays unnatural to it.",
+        "--kl_work, `imperfect` student: share of its traces that state the answer after the first k of their "
+        "steps, k from 1 to all (`7+2=9; 9*3=7; answer 6`): the solution is there only in the stated answer, so "
+        "it learns to copy one, but none of its traces opens with one, so a leak stays unnatural to it.",
     )
     kl_work_follow: float = option(
         0.7,
@@ -82,7 +82,8 @@ class FindingsArguments:
         "--kl_work: warm-up steps of that starting teacher (batch 32, the run's warm-up learning rate). "
         "Measured on seed 2, 256 sampled explanations: after 200 steps (the run's warm-up) on 75 percent leaks it "
         "wrote 39 clean leaks and 177 `answer X` with a wrong X (it had not learned to copy the given "
-        "solution); after 400 on 50 percent, 125 clean leaks and 3 with a wrong X.",
+        "solution); after 400 on 50 percent, 125 clean leaks and 3 with a wrong X. On seed 5 neither 800 steps "
+        "nor learning rate 1e-3 taught it (13 and 12 clean leaks, 119 and 109 with a wrong X).",
     )
     kl_work_tolerance: float = option(
         -0.02,
