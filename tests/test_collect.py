@@ -588,7 +588,7 @@ def test_main_keeps_the_best_and_exports(tiny_model_dir, tiny_student_dir, tmp_p
     out2 = tmp_path / "u.jsonl"
     assert cli(_argv(tiny_model_dir, out2, "--drop_unclosed", "true", "--export_sft", str(sft))) == 0
     assert read_records(sft) == [
-        {k: r[k] for k in ("id", "question", "solution", "explanation")}
+        {k: r[k] for k in ("id", "question", "solution", "explanation", "closed")}
         for r in read_records(out2)
         if r["closed"]
     ]
