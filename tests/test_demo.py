@@ -152,17 +152,22 @@ def _check_studies(res, seed_dir, report):
         assert v["after"] == [json.loads((seed_dir / f"eval_e5c_{arm}.json").read_text())]
         assert (seed_dir / f"e5c_{arm}" / "model.safetensors").exists()
     kw = res["kl_work"]
-    assert set(kw["parts"]["0"]) == {"ordinary", "persuaded"} and kw["leak_pays"] == [True]
+    assert set(kw["parts"]["0"]) == {"ordinary", "imperfect"} and kw["student"] == "imperfect"
     for parts in kw["parts"]["0"].values():  # 64 distillation questions, each in every style
         assert {s: p["n"] for s, p in parts.items()} == {"steps": 64, "leak": 64, "wrong": 64, "filler": 64}
-    assert kw["persuaded_accuracy"] == [json.loads((seed_dir / "eval_student_persuaded.json").read_text())]
+    own = json.loads((seed_dir / "eval_kl_student_imperfect.json").read_text())
+    assert kw["persuaded_accuracy"] == [own]  # the study's student's own accuracy, from its file
+    assert "arms" in kw  # the quick run's check passes: its RL arms ran
     for arm in ("with_kl", "no_kl"):
         v = kw["arms"][arm]
         assert v["accuracy"] == [json.loads((seed_dir / f"eval_kl_work_{arm}.json").read_text())["accuracy"]]
         assert sum(v["trace_styles"][0].values()) == 64 and 0 <= v["leak_share"][0] <= 1
         assert len(v["rl_leak"]) == res["config"]["rl_steps"]  # one logged share per RL step
     assert "## E5: cold start vs cold start" in report and "## The KL miniature" in report
-    assert "| KL miniature: without the KL term its students learn less" in report
+    for claim in ("the KL term has work", "without the KL term the teacher drifts to leaking",
+                  "the no-KL teacher's students fall below the with-KL teacher's",
+                  "the no-KL teacher's students fall below the no-explanation baseline"):  # fmt: skip
+        assert f"| KL study: {claim}" in report
 
 
 def test_e4_reward_quartiles_against_the_read_out():
