@@ -5,6 +5,7 @@ import pytest
 
 from rlt.demo import style_fractions
 from rlt.demo.report import claims, paired, trace_table, write_report
+from rlt.tasks import DigitsTask
 
 
 def _results(rlt, sft, nokl, reward, leak):
@@ -122,8 +123,17 @@ def test_quick_demo_end_to_end(tmp_path):
     stamps |= {p: p.stat().st_mtime_ns for p in seed_dir.glob("eval_*.json")}
     assert len(stamps) >= 4 + 6  # 4 distilled students + base, student, teachers; 4 evaluations
     # ... and adding --findings, --cold_starts and --kl_work to the finished run only runs those stages
-    # (a tolerance that makes the KL check pass, so the quick run reaches the KL arms too)
-    extra = ["--findings", "--cold_starts", "--kl_work", "--kl_work_tolerance", "1000"]
+    # (a tolerance and a minimum leak share that make both KL checks pass, so the quick run reaches the
+    # KL arms too: its starting teacher, 10 + 30 steps, writes few clean leaks)
+    extra = [
+        "--findings",
+        "--cold_starts",
+        "--kl_work",
+        "--kl_work_tolerance",
+        "1000",
+        "--kl_work_teacher_min_leak",
+        "0",
+    ]
     assert cli(["demo", "--quick", "--kl_ablation", "true", *extra, "--out", str(out)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     again = json.loads((out / "results.json").read_text())
@@ -157,7 +167,11 @@ def _check_studies(res, seed_dir, report):
         assert {s: p["n"] for s, p in parts.items()} == {"steps": 64, "leak": 64, "wrong": 64, "filler": 64}
     own = json.loads((seed_dir / "eval_kl_student_imperfect.json").read_text())
     assert kw["persuaded_accuracy"] == [own]  # the study's student's own accuracy, from its file
-    assert "arms" in kw  # the quick run's check passes: its RL arms ran
+    # the starting teacher's check: its sampled explanations of the 64 check questions, by style
+    start = [json.loads(line) for line in (seed_dir / "kl_work_start_traces.jsonl").read_text().splitlines()]
+    leaks = sum(DigitsTask.classify_style(r["question"], r["explanation"]) == "leak" for r in start)
+    assert len(start) == 64 and kw["teacher_leak"] == [leaks / 64] and kw["teacher_leaks"] == [True]
+    assert "arms" in kw  # the quick run's checks pass: its RL arms ran
     for arm in ("with_kl", "no_kl"):
         v = kw["arms"][arm]
         assert v["accuracy"] == [json.loads((seed_dir / f"eval_kl_work_{arm}.json").read_text())["accuracy"]]
@@ -212,7 +226,7 @@ def test_kl_work_check_pools_reward_parts_over_seeds(tmp_path):
     assert pooled["leak"]["solution_logprob_mean"] == pytest.approx(-1.25)
     assert pooled["leak"]["kl_mean"] == pytest.approx((3.0 + 3 * 1.0) / 4)
     work, why = kl_has_work(res)
-    assert work is False and "-1.25" in why and "`--kl_work` scores clean leaks" in why
+    assert work is False and "-1.25" in why and "`--kl_work` builds a frozen student" in why
     kl_claim = [e for c, _, e in claims(res) if "KL term makes" in c][0]
     assert kl_claim.endswith("not testable in this run (see “What the KL term has to do”)")
     assert parts_table(res).splitlines()[3] == "| `leak` | 4 | -2.00 | -1.25 | 1.50 |"

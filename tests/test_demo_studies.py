@@ -265,8 +265,40 @@ def test_kl_work_pooled_over_seeds():
     out = _kl_work([seed(0), seed(1)])
     assert out["persuaded_accuracy"] == [0.5, 0.6] and out["leak_pays"] == [True, True]
     assert out["arms"]["no_kl"]["accuracy"] == [0.0, 0.1] and out["arms"]["no_kl"]["rl_leak"] == [0.0, 0.5]
-    assert "arms" not in _kl_work([seed(0), seed(1, arms=False)])  # a seed without the arms: no arms
+    assert out["teacher_leak"] == [None, None]  # results from before the starting teacher's check
+    # a seed without the arms keeps its place: the others' figures are kept, its own are None
+    out = _kl_work([seed(0), seed(1, arms=False), seed(2)])
+    no_kl = out["arms"]["no_kl"]
+    assert no_kl["accuracy"] == [0.0, None, 0.2] and no_kl["leak_share"] == [0.0, None, 0.4]
+    assert no_kl["rl_leak"] == [0.0, 1.0] and no_kl["rl_leak_per_seed"] == [[0.0, 0], None, [0.0, 2]]
+    assert "arms" not in _kl_work([seed(0, arms=False)])
     assert _kl_work([{"seed": 0, "findings": {}}]) == {}
+
+
+def test_kl_work_claims_name_a_seed_whose_starting_teacher_does_not_leak(tmp_path):
+    res = _kl_results()
+    kw = res["kl_work"]
+    res["config"]["kl_work_teacher_min_leak"] = 0.25
+    kw["teacher_leak"], kw["teacher_leaks"] = [0.5, 0.05, 0.45], [True, False, True]
+    for arm in kw["arms"].values():  # seed 1 did not run the arms
+        arm["accuracy"][1] = arm["leak_share"][1] = None
+        arm["rl_leak_per_seed"] = [list(arm["rl_leak"]), None, list(arm["rl_leak"])]
+    found = kl_work_claims(res)
+    assert found[0][1] is True  # the student's check is the same on every seed
+    for claim in found[1:]:
+        assert claim[1] is False
+        assert claim[2].startswith(
+            "not run on seed 1 (its starting teacher's clean leaks 0.05, below 0.25); on the 2"
+        )
+        assert claim.figure.startswith("not run on 1/3 seeds; ")
+    # the two seeds that ran would hold each claim on their own
+    assert "2/2 seeds" in found[1][2] and "2/2 seeds" in found[2][2] and "2/2 seeds" in found[3][2]
+    tables = kl_work_tables(res)
+    assert "| 1 | -0.020 | -0.200 | -9.00 | -0.30 | -0.020 | -0.200 | +3.00 | yes | 0.05 | no |" in tables
+    assert "0.060, —, 0.070" in tables  # the no-KL students: seed 1 not run
+    assert "| no_kl teacher | with-KL teacher | -0.840, -0.830 | 0/2 above" in tables
+    write_report(res, tmp_path)  # the report renders the partly run study
+    assert "not run on seed 1" in (tmp_path / "report.md").read_text()
 
 
 def test_a_study_redoes_its_stages_when_its_settings_change(tmp_path):

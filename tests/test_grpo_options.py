@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 
 import pytest
+from policy_logprobs import check_against_policy_forward
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = str(ROOT / "recipes/tiny/teacher_rlt.yaml")
@@ -59,45 +60,6 @@ def _attr(trainer, name: str):
     return obj
 
 
-def _check_logprobs_are_the_policys(trainer, seen: list[float]) -> None:
-    """Wrap the reward so that every ℓ_T it is handed is compared with the policy's own forward."""
-    import torch
-
-    reward = trainer.rlt_reward
-    score_ids = reward.score_ids
-
-    def own_forward(prompt_ids, explanation_ids):
-        held = reward.teacher
-        reward.teacher = trainer.model
-        try:
-            return reward.compute_teacher_logprobs(prompt_ids, explanation_ids)
-        finally:
-            reward.teacher = held
-
-    def checked(questions, solutions, explanation_ids, closed, teacher_logprobs=None, teacher_prompt_ids=None,
-                systems=None):  # fmt: skip
-        if teacher_logprobs is not None:
-            mine = own_forward(reward.teacher_prompt_ids(questions, solutions), explanation_ids)
-            for got, want, ids in zip(teacher_logprobs, mine, explanation_ids):
-                torch.testing.assert_close(got[: len(ids)], want, atol=1e-4, rtol=1e-4)
-                seen.append(float((got[: len(ids)] - want).abs().max()) if len(ids) else 0.0)
-        return score_ids(questions, solutions, explanation_ids, closed, teacher_logprobs, teacher_prompt_ids,
-                         systems)  # fmt: skip
-
-    reward.score_ids = checked
-    fn = reward.teacher_logprobs_fn
-    if fn is not None:  # TRL's forward, called by the reward on the ids it scores
-
-        def checked_fn(prompt_ids, explanation_ids):
-            got = fn(prompt_ids, explanation_ids)
-            for a, b, ids in zip(got, own_forward(prompt_ids, explanation_ids), explanation_ids):
-                torch.testing.assert_close(a[: len(ids)], b, atol=1e-4, rtol=1e-4)
-                seen.append(float((a[: len(ids)] - b).abs().max()) if len(ids) else 0.0)
-            return got
-
-        reward.teacher_logprobs_fn = checked_fn
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_grpo_option_trains_two_steps_with_the_rlt_reward(case, tiny_model_dir, tiny_student_dir, tmp_path):
     from rlt.train import build_trainer, parse_train_args
@@ -109,7 +71,7 @@ def test_grpo_option_trains_two_steps_with_the_rlt_reward(case, tiny_model_dir, 
     for name, value in expected.items():
         assert _attr(trainer, name) == value, name
     compared: list[float] = []
-    _check_logprobs_are_the_policys(trainer, compared)
+    check_against_policy_forward(trainer, compared)
     trainer.train()
     assert trainer.state.global_step == 2
     history = [h for h in trainer.state.log_history if "loss" in h]

@@ -236,45 +236,19 @@ def _pipeline(work: Path, stratos: str, math500: str, report: dict) -> None:
 def _train_probe(result_path: str, argv: list[str]) -> int:
     """`rlt train ARGV` through the CLI; then the engine against the policy, tied head included."""
     import torch
+    from vllm_train_probe import instrument
 
     import rlt.train
     from rlt.cli import main as cli
 
     built = {}
     build = rlt.train.build_trainer
-    counts = {"vllm": 0, "transformers": 0}
-    rewards: list[float] = []
 
     def keep(*args, **kwargs):
         trainer = build(*args, **kwargs)
         built["trainer"] = trainer
-        gen = trainer.vllm_generation.generate
-
-        def counted_vllm(*a, **k):
-            counts["vllm"] += 1
-            return gen(*a, **k)
-
-        trainer.vllm_generation.generate = counted_vllm
+        built["counts"], built["rewards"] = instrument(trainer)
         model = trainer.accelerator.unwrap_model(trainer.model)
-        hf_generate = model.generate
-
-        def counted_hf(*a, **k):
-            counts["transformers"] += 1
-            return hf_generate(*a, **k)
-
-        model.generate = counted_hf
-        reward = trainer.rlt_reward
-        call = reward.__call__
-
-        class Counted:
-            __name__ = "rlt"
-
-            def __call__(self, *a, **k):
-                values = call(*a, **k)
-                rewards.extend(values)
-                return values
-
-        trainer.reward_funcs = [Counted() if f is reward else f for f in trainer.reward_funcs]
         built["before"] = {k: v.detach()[:4].clone() for k, v in model.state_dict().items()}  # a sliver
         return trainer
 
@@ -282,7 +256,7 @@ def _train_probe(result_path: str, argv: list[str]) -> int:
     rc = cli(["train", *argv])
     if rc != 0:
         return rc
-    trainer = built["trainer"]
+    trainer, counts, rewards = built["trainer"], built["counts"], built["rewards"]
     trainer.vllm_generation.sync_weights()  # what the next step's rollout would do first
     policy = trainer.accelerator.unwrap_model(trainer.model)
     state = {k: v.detach() for k, v in policy.state_dict().items()}

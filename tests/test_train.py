@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from launching import free_port
+from policy_logprobs import check_against_policy_forward
 
 from rlt.errors import ConfigError, RLTError
 
@@ -101,43 +103,6 @@ def test_teacher_rl_logs_reward_components(warm_teacher, tiny_student_dir, tmp_p
     assert (out / "model.safetensors").exists()
 
 
-def compare_with_reward_forward(trainer) -> None:
-    """Wrap the reward so that every ℓ_T handed to it is checked against its own policy forward."""
-    import torch
-
-    reward = trainer.rlt_reward
-    original = reward.score_ids
-
-    def own_forward(prompt_ids, explanation_ids):
-        reward.teacher = trainer.model
-        try:
-            return reward.compute_teacher_logprobs(prompt_ids, explanation_ids)
-        finally:
-            reward.teacher = None
-
-    def checked(questions, solutions, explanation_ids, closed, teacher_logprobs=None, teacher_prompt_ids=None,
-                systems=None):  # fmt: skip
-        if teacher_logprobs is not None:
-            mine = own_forward(reward.teacher_prompt_ids(questions, solutions), explanation_ids)
-            for a, b, e in zip(teacher_logprobs, mine, explanation_ids):
-                torch.testing.assert_close(a[: len(e)], b, atol=1e-4, rtol=1e-4)
-        return original(
-            questions, solutions, explanation_ids, closed, teacher_logprobs, teacher_prompt_ids, systems
-        )
-
-    reward.score_ids = checked
-    fn = reward.teacher_logprobs_fn
-    if fn is not None:  # the trainer's own forward, called by the reward on the ids it scores
-
-        def checked_fn(prompt_ids, explanation_ids):
-            got = fn(prompt_ids, explanation_ids)
-            for a, b, e in zip(got, own_forward(prompt_ids, explanation_ids), explanation_ids):
-                torch.testing.assert_close(a[: len(e)], b, atol=1e-4, rtol=1e-4)
-            return got
-
-        reward.teacher_logprobs_fn = checked_fn
-
-
 def test_teacher_logprob_sources_agree(warm_teacher, tiny_student_dir, tmp_path):
     """ℓ_T from TRL's old_per_token_logps and from TRL's forward equal the reward's own forward."""
     from rlt.train import build_trainer, parse_train_args
@@ -150,10 +115,11 @@ def test_teacher_logprob_sources_agree(warm_teacher, tiny_student_dir, tmp_path)
     ):
         argv = teacher_argv(warm_teacher, tiny_student_dir, tmp_path / source, "--max_steps", "1", *extra)
         trainer = build_trainer(*parse_train_args(argv))
-        compare_with_reward_forward(trainer)
+        check_against_policy_forward(trainer)
         trainer.train()
         seen[source] = dict(trainer.rlt_teacher_source_counts)
-        assert trainer.rlt_reward.teacher is (trainer.model if source == "reward" else None)
+        # `auto` (captured) keeps the policy as the reward's teacher for what TRL did not hand over
+        assert trainer.rlt_reward.teacher is (None if source == "trainer" else trainer.model)
         assert not any(p.requires_grad for p in trainer.rlt_reward.student.parameters())
     assert seen == {"captured": {"captured": 1}, "trainer": {"trainer": 1}, "reward": {"reward": 1}}
 
@@ -176,14 +142,6 @@ def test_resume_continues_from_the_saved_step(warm_teacher, tiny_student_dir, tm
     resumed = [json.loads(line) for line in (out / "rank_logs" / "rank0.jsonl").read_text().splitlines()]
     assert [r["step"] for r in resumed if "loss" in r] == [3]
     assert [h["step"] for h in state["log_history"] if "loss" in h] == [1, 2, 3]
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.mark.slow

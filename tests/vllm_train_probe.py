@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -82,6 +83,45 @@ def greedy(trainer, prompt: str, engine: bool) -> list[int]:
     return ids[0, enc["input_ids"].shape[1] :].tolist()
 
 
+def instrument(trainer: Any) -> tuple[dict[str, int], list[float]]:
+    """Count the trainer's vLLM and transformers generate calls and the RLT reward's calls; keep its rewards.
+
+    Returns the live counts (``vllm``, ``transformers``, ``reward``) and the list of every reward
+    value, both filled in as the trainer runs.
+    """
+    counts = {"vllm": 0, "transformers": 0, "reward": 0}
+    rewards: list[float] = []
+    gen = trainer.vllm_generation.generate
+
+    def counted_generate(*args: Any, **kwargs: Any) -> Any:
+        counts["vllm"] += 1
+        return gen(*args, **kwargs)
+
+    trainer.vllm_generation.generate = counted_generate
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    hf_generate = model.generate
+
+    def counted_hf(*args: Any, **kwargs: Any) -> Any:
+        counts["transformers"] += 1
+        return hf_generate(*args, **kwargs)
+
+    model.generate = counted_hf
+    reward = trainer.rlt_reward
+    call = reward.__call__
+
+    class Counted:
+        __name__ = "rlt"
+
+        def __call__(self, *args: Any, **kwargs: Any) -> list[float]:
+            counts["reward"] += 1
+            values = call(*args, **kwargs)
+            rewards.extend(values)
+            return values
+
+    trainer.reward_funcs = [Counted() if f is reward else f for f in trainer.reward_funcs]
+    return counts, rewards
+
+
 def main() -> int:
     from rlt.train import build_trainer, parse_train_args
 
@@ -95,36 +135,7 @@ def main() -> int:
         "--sync_ref_model", "false", "--rlt_log_completions_steps", "0", "--rlt_vllm_dtype", "float32", *extra,
     ]  # fmt: skip
     trainer = build_trainer(*parse_train_args(argv))
-    counts = {"vllm": 0, "transformers": 0, "reward": 0}
-    rewards: list[float] = []
-    gen = trainer.vllm_generation.generate
-
-    def counted_generate(*args, **kwargs):
-        counts["vllm"] += 1
-        return gen(*args, **kwargs)
-
-    trainer.vllm_generation.generate = counted_generate
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    hf_generate = model.generate
-
-    def counted_hf(*args, **kwargs):
-        counts["transformers"] += 1
-        return hf_generate(*args, **kwargs)
-
-    model.generate = counted_hf
-    reward = trainer.rlt_reward
-    call = reward.__call__
-
-    class Counted:
-        __name__ = "rlt"
-
-        def __call__(self, *args, **kwargs):
-            counts["reward"] += 1
-            values = call(*args, **kwargs)
-            rewards.extend(values)
-            return values
-
-    trainer.reward_funcs = [Counted() if f is reward else f for f in trainer.reward_funcs]
+    counts, rewards = instrument(trainer)
     prompt = trainer.train_dataset[0]["prompt"]
     initial = greedy(trainer, prompt, engine=True)
     before = policy_state(trainer)

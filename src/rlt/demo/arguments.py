@@ -82,8 +82,21 @@ class FindingsArguments:
         "--kl_work: warm-up steps of that starting teacher (batch 32, the run's warm-up learning rate). "
         "Measured on seed 2, 256 sampled explanations: after 200 steps (the run's warm-up) on 75 percent leaks it "
         "wrote 39 clean leaks and 177 `answer X` with a wrong X (it had not learned to copy the given "
-        "solution); after 400 on 50 percent, 125 clean leaks and 3 with a wrong X. On seed 5 neither 800 steps "
-        "nor learning rate 1e-3 taught it (13 and 12 clean leaks, 119 and 109 with a wrong X).",
+        "solution); after 400 on 50 percent, 125 clean leaks and 3 with a wrong X.",
+    )
+    kl_work_teacher_copy_steps: int = option(
+        200,
+        "--kl_work: before that warm-up, steps on clean leaks only (batch 32, learning rate 3e-3) that teach "
+        "the teacher initialisation to state the given answer; 0: none. Measured on seed 5, 256 sampled "
+        "explanations: without them, 400 warm-up steps gave 14 clean leaks and 102 `answer X` with a wrong X "
+        "(800 steps, learning rate 1e-3 or 3e-3, or another data order did no better); after 200 copy steps "
+        "alone, 256 clean leaks; then the 400 warm-up steps, 124 clean leaks, 123 correct steps, 0 wrong X.",
+    )
+    kl_work_teacher_min_leak: float = option(
+        0.25,
+        "--kl_work: the starting teacher's share of clean leaks, among its explanations of the check's "
+        "questions (sampled as in RL), below which a seed does not run the RL arms: a teacher that does not "
+        "state the given answer has no leaks to drift to.",
     )
     kl_work_tolerance: float = option(
         -0.02,
@@ -155,6 +168,7 @@ class DemoArguments(FindingsArguments):
         self.e5_rl_steps, self.e6_questions, self.e6_distill_steps, self.e6_eval_questions = 2, 32, 10, 16
         self.student_extra_steps = 10
         self.cold_start_rl_steps, self.kl_work_steps, self.kl_work_teacher_steps = 2, 10, 30
+        self.kl_work_teacher_copy_steps = 10
 
     def validate(self) -> None:
         """Check the settings before any work: ConfigError naming the field."""
@@ -168,6 +182,7 @@ class DemoArguments(FindingsArguments):
             "kl_work_follow",
             "kl_work_leak_share",
             "kl_work_teacher_leak_share",
+            "kl_work_teacher_min_leak",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: {getattr(self, name)}; expected a share between 0 and 1")

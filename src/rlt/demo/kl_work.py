@@ -25,7 +25,11 @@ Per seed, this stage builds one by construction, checks it, and only then runs t
    term is at least correct steps' minus ``kl_work_tolerance`` (*leaking pays*; the default,
    negative, asks it to beat them) and with the KL term below correct steps' (*the KL term
    stops it*).
-3. **The ablation, only where the check passed**: teacher RL from one starting teacher
+3. **The starting teacher**, the RL arms' common start: the teacher initialisation taught to
+   state the given answer (clean leaks only), then warmed up on correct steps and clean leaks, so
+   there are leaks to drift to. Its explanations of the check's questions are sampled as in RL;
+   a seed runs the arms only where at least ``kl_work_teacher_min_leak`` of them are clean leaks.
+4. **The ablation, only where both checks passed**: teacher RL from that starting teacher
    against the study's student, with the KL term (the paper's coefficients) and without it,
    the same budget; each teacher's traces of the distillation questions, a student distilled
    from them (the same steps as every other student), its held-out accuracy.
@@ -42,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from rlt.demo.common import (
+    COMPACT,
     SeedRun,
     cached_json,
     evaluate_dir,
@@ -210,14 +215,24 @@ def ablation_arm(run: SeedRun, arm: str, teacher: Path, traces: Path) -> dict[st
     }
 
 
-def start_teacher(run: SeedRun) -> Path:
-    """The RL arms' start: the run's warm-up teacher, or one warmed up on ``steps`` and ``leak`` only.
+def _teacher_rows(run: SeedRun, rng: random.Random, leak_share: float) -> list[dict[str, Any]]:
+    """The warm-up questions explained as a clean ``leak`` (a share ``leak_share``) or as correct ``steps``."""
+    return [
+        {"question": r["question"], "solution": r["solution"],
+         "reasoning_trace": run.task.explanation(r["question"], "leak" if rng.random() < leak_share else "steps", rng)}
+        for r in run.rows["warmup"]
+    ]  # fmt: skip
 
-    With ``kl_work_teacher_leak_share`` > 0 the teacher initialisation is warmed up as the run's
-    warm-up teacher (learning rate, questions) for ``kl_work_teacher_steps`` on a ``steps``/``leak``
-    mix, so a drift to leaking has leaks to start from (the run's warm-up teacher writes about 1
-    percent). A leak only persuades when it states the given solution: at the run's 200 warm-up
-    steps the teacher of one seed wrote `answer X` with a wrong X most of the time.
+
+def start_teacher(run: SeedRun) -> Path:
+    """The RL arms' start: the run's warm-up teacher, or one taught to copy, then warmed up on steps and leaks.
+
+    With ``kl_work_teacher_leak_share`` > 0 the teacher initialisation first learns to state the
+    given answer (``kl_work_teacher_copy_steps`` on clean leaks only), then is warmed up as the
+    run's warm-up teacher (learning rate, questions) for ``kl_work_teacher_steps`` on a
+    ``steps``/``leak`` mix, so a drift to leaking has leaks to start from (the run's warm-up
+    teacher writes about 1 percent). A leak only persuades when it states the given solution;
+    from the mix alone the teacher of one seed learned `answer X` with a wrong X.
     """
     from rlt import sft
 
@@ -225,22 +240,25 @@ def start_teacher(run: SeedRun) -> Path:
     share = cfg.kl_work_teacher_leak_share
     if share <= 0:
         return root / "teacher_sft"
-    rng = random.Random(run.base + 14)
-    rows = [
-        {"question": r["question"], "solution": r["solution"],
-         "reasoning_trace": run.task.explanation(r["question"], "leak" if rng.random() < share else "steps", rng)}
-        for r in run.rows["warmup"]
-    ]  # fmt: skip
-    data = write_jsonl(root / "kl_work_warmup.jsonl", rows)
+    init = root / "teacher_init"
+    if cfg.kl_work_teacher_copy_steps > 0:
+        copy_data = write_jsonl(
+            root / "kl_work_copy.jsonl", _teacher_rows(run, random.Random(run.base + 15), 1.0)
+        )
+        copy = root / "teacher_kl_work_copy"
+        copy_args = sft_args(
+            str(init), copy_data, copy, cfg.kl_work_teacher_copy_steps, run.seed, "reasoning_trace"
+        )
+        run.stage(
+            "KL study: the starting teacher learns to state the given answer",
+            lambda: sft.warmup_main(copy_args),
+            copy,
+        )
+        init = copy
+    data = write_jsonl(root / "kl_work_warmup.jsonl", _teacher_rows(run, random.Random(run.base + 14), share))
     out = root / "teacher_kl_work_start"
     args = sft_args(
-        str(root / "teacher_init"),
-        data,
-        out,
-        cfg.kl_work_teacher_steps,
-        run.seed,
-        "reasoning_trace",
-        cfg.warmup_learning_rate,
+        str(init), data, out, cfg.kl_work_teacher_steps, run.seed, "reasoning_trace", cfg.warmup_learning_rate
     )
     run.stage(
         "KL study: the arms' starting teacher (warm-up on steps and leaks)",
@@ -248,6 +266,26 @@ def start_teacher(run: SeedRun) -> Path:
         out,
     )
     return out
+
+
+def teacher_styles(run: SeedRun, teacher: Path) -> dict[str, float]:
+    """The share of each style among ``teacher``'s explanations of the check's questions (sampled as in RL)."""
+    from rlt import collect
+    from rlt.loading import load_model_and_tokenizer
+
+    def sample() -> dict[str, float]:
+        model, tok = load_model_and_tokenizer(str(teacher))
+        out = run.root / "kl_work_start_traces.jsonl"
+        collect.collect_traces(
+            model, tok, run.rows["distill"][:CHECK_QUESTIONS], out, num_traces=1, temperature=0.7,
+            max_new_tokens=32, batch_size=128, seed=run.base + 16, tag_format=COMPACT, system_prompt="",
+            progress=False,
+        )  # fmt: skip
+        rows = read_records(out)
+        styles = Counter(run.task.classify_style(r["question"], r["explanation"]) for r in rows)
+        return {s: styles[s] / max(1, len(rows)) for s in STYLES}
+
+    return cached_json(run.root / "kl_work_start_styles.json", sample)
 
 
 def ablation(run: SeedRun, warm: Path, student: Path) -> dict[str, dict[str, Any]]:
@@ -267,11 +305,12 @@ def ablation(run: SeedRun, warm: Path, student: Path) -> dict[str, dict[str, Any
 
 
 def settings(cfg: Any) -> dict[str, Any]:
-    """The settings whose change redoes the study's stages (the tolerance only decides: not among them)."""
+    """The settings whose change redoes the study's stages (the tolerance and the minimum leak share only decide)."""
     return {
         "student": cfg.kl_work_student, "steps": cfg.kl_work_steps, "stated_share": cfg.kl_work_stated_share,
         "follow": cfg.kl_work_follow, "leak_share": cfg.kl_work_leak_share,
         "teacher_leak_share": cfg.kl_work_teacher_leak_share, "teacher_steps": cfg.kl_work_teacher_steps,
+        "teacher_copy_steps": cfg.kl_work_teacher_copy_steps,
     }  # fmt: skip
 
 
@@ -283,14 +322,17 @@ def kl_work(run: SeedRun) -> dict[str, Any]:
     student = study_student(run)
     warm = start_teacher(run)
     out = {**check(run, student, warm), "student": cfg.kl_work_student}
+    out["teacher_styles"] = teacher_styles(run, warm)
+    out["teacher_leaks"] = out["teacher_styles"]["leak"] >= cfg.kl_work_teacher_min_leak
     parts = out["parts"][cfg.kl_work_student]
     leak, steps = parts.get("leak", {}), parts.get("steps", {})
     run.note(
         f"KL study check ({cfg.kl_work_student} student): without KL a leak {leak.get('reward_no_kl', float('nan')):.3f} "
         f"vs correct steps {steps.get('reward_no_kl', float('nan')):.3f}; with KL {leak.get('reward', float('nan')):.2f} "
-        f"vs {steps.get('reward', float('nan')):.2f}; passed: {out['passed']}"
+        f"vs {steps.get('reward', float('nan')):.2f}; passed: {out['passed']}; the starting teacher's clean leaks "
+        f"{out['teacher_styles']['leak']:.2f} (at least {cfg.kl_work_teacher_min_leak}: {out['teacher_leaks']})"
     )
-    if out["passed"]:
+    if out["passed"] and out["teacher_leaks"]:
         out["arms"] = ablation(run, warm, student)
         run.note("KL study: " + "; ".join(
             f"{arm} leak share {v['leak_share']:.2f} (over RL {sum(v['rl_leak']) / max(1, len(v['rl_leak'])):.2f}), "

@@ -88,7 +88,8 @@ def kl_has_work(results: dict[str, Any]) -> tuple[bool, str] | None:
     return False, (
         why + ": correct steps already win on the solution term alone, so a teacher gains nothing by "
         "leaking on these traces, with or without the KL term (most traces counted as `leak` here are garbled text "
-        "that contains the answer digit; `--kl_work` scores clean leaks, which tie with correct steps without KL)"
+        "that contains the answer digit; `--kl_work` builds a frozen student for which a clean leak beats correct "
+        "steps without the KL term)"
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rlt.demo.stats import Claim, mean_std, paired, trend
+from rlt.demo.stats import Claim, mean_curve, mean_std, paired, trend
 
 SHORT_LABELS = {"rlt_teacher": "RLT", "sft_teacher": "warm-up", "no_explanation": "no explanation"}
 COLD_START_LABELS = {
@@ -19,8 +19,21 @@ COLD_START_LABELS = {
 }
 
 
-def _values(values: list[float]) -> str:
-    return ", ".join(f"{v:.3f}" for v in values)
+def _values(values: list[float | None]) -> str:
+    return ", ".join("—" if v is None else f"{v:.3f}" for v in values)
+
+
+def _paired_claim(
+    claim: str, label: str, higher: list[float], lower: list[float], *, prefix: str, lower_first: bool = False
+) -> Claim:
+    """``claim``, held when ``higher`` beats ``lower`` on every seed (paired); means (and with
+    ``lower_first`` the per-seed values, ``lower`` first), then the statistics."""
+    found = paired(higher, lower)
+    shown = (lower, higher) if lower_first else (higher, lower)
+    means = f"{mean_std(shown[0])[0]:.3f} vs {mean_std(shown[1])[0]:.3f}"
+    listed = f" ({_values(shown[0])} vs {_values(shown[1])})" if lower_first else ""
+    return Claim(claim, found.held, f"{prefix}{means}{listed}; {found.describe()}", label=label,
+                 figure=f"{means}; {found.short()}")  # fmt: skip
 
 
 def rl_gains(results: dict[str, Any]) -> dict[str, Any]:
@@ -36,15 +49,11 @@ def cold_start_claims(results: dict[str, Any]) -> list[Claim]:
     rlt = cs["rlt_teacher"]["after"]
     out = []
     for other in (a for a in cs if a != "rlt_teacher"):
-        found = paired(rlt, cs[other]["after"])
-        means = f"{mean_std(rlt)[0]:.3f} vs {mean_std(cs[other]['after'])[0]:.3f}"
-        out.append(Claim(
+        out.append(_paired_claim(
             f"E5, cold start vs cold start: after the same student RL, the student cold-started on the RLT "
             f"teacher's traces ends above the one cold-started on {COLD_START_LABELS.get(other, other)} (paired)",
-            found.held,
-            f"after RL {means}; {found.describe()}",
-            label=f"E5 cold starts, after RL: RLT > {SHORT_LABELS.get(other, other)}",
-            figure=f"{means}; {found.short()}",
+            f"E5 cold starts, after RL: RLT > {SHORT_LABELS.get(other, other)}",
+            rlt, cs[other]["after"], prefix="after RL ",
         ))  # fmt: skip
     gains = rl_gains(results)
     evidence = "; ".join(
@@ -161,8 +170,36 @@ def kl_work_claims(results: dict[str, Any]) -> list[Claim]:
     return out
 
 
+def arms_ran(results: dict[str, Any], index: list[int]) -> list[int]:
+    """The positions among ``index`` of the seeds that ran the KL study's RL arms."""
+    acc = results["kl_work"].get("arms", {}).get("no_kl", {}).get("accuracy", [])
+    return [i for i in index if i < len(acc) and acc[i] is not None]
+
+
+def why_not_run(results: dict[str, Any], index: list[int]) -> str:
+    """Which seeds at ``index`` did not run the RL arms, and which check stopped each; "" when all ran."""
+    kw, ran = results["kl_work"], set(arms_ran(results, index))
+    rows, seeds = check_rows(results, kw.get("student", "persuaded")), results.get("seeds", [])
+    minimum = results.get("config", {}).get("kl_work_teacher_min_leak", 0.0)
+    reasons = []
+    for i in (i for i in index if i not in ran):
+        if not (kw["leak_pays"][i] and rows[i]["leak"] < rows[i]["steps"]):
+            reasons.append(f"seed {seeds[i]} (the student's check failed)")
+        elif (share := (kw.get("teacher_leak") or [None] * len(seeds))[i]) is not None:
+            reasons.append(
+                f"seed {seeds[i]} (its starting teacher's clean leaks {share:.2f}, below {minimum})"
+            )
+        else:  # results written before a seed's arms were kept apart from the others'
+            reasons.append(f"seed {seeds[i]} (no RL-arm figures)")
+    return "not run on " + ", ".join(reasons) if reasons else ""
+
+
 def _kl_claims(results: dict[str, Any], index: list[int], group: str) -> list[Claim]:
-    """The KL study's claims on the seeds at ``index`` of the run; ``group`` names them in each claim."""
+    """The KL study's claims on the seeds at ``index`` of the run; ``group`` names them in each claim.
+
+    The RL-arm claims pair the seeds that ran the arms; a seed of the group that did not run
+    them (a check failed) makes each of them not held, with the reason first in its evidence.
+    """
     kw = results["kl_work"]
     student = kw.get("student", "persuaded")
     tol = results.get("config", {}).get("kl_work_tolerance", 0.0)
@@ -182,49 +219,50 @@ def _kl_claims(results: dict[str, Any], index: list[int], group: str) -> list[Cl
         figure=f"leak pays without KL {sum(pays)}/{len(pays)} ({no_kl.mean:+.3f}), KL stops it "
         f"{sum(stops)}/{len(stops)} ({with_kl.mean:+.2f}) seeds",
     )]  # fmt: skip
-    arms = kw.get("arms")
-    if not arms:
-        failed = [str(seed) for seed, row, pays in zip(results.get("seeds", []), check_rows(results, student),
-                                                        kw["leak_pays"]) if not (pays and row["leak"] < row["steps"])]  # fmt: skip
-        why = (
-            f"not run on every seed: the check failed on seed(s) {', '.join(failed) or 'none'} (see its table), and "
-            "the RL arms' figures are pooled only when every seed of the run ran them"
-        )
-        names = (("the no-KL teacher drifts to leaking", "drifts to leaking"),
-                 ("its students fall below the with-KL teacher's", "students below with-KL's"),
-                 ("its students fall below the no-explanation baseline", "students below baseline"))  # fmt: skip
-        return out + [Claim(f"KL study{group}: {long}", False, why, label=f"KL study{group}: no-KL {short}",
+    names = (("the no-KL teacher drifts to leaking", "no-KL teacher drifts to leaking"),
+             ("the no-KL teacher's students fall below the with-KL teacher's (paired)", "no-KL students below with-KL's"),
+             ("the no-KL teacher's students fall below the no-explanation baseline (paired)", "no-KL students below baseline"))  # fmt: skip
+    ran, missing = arms_ran(results, index), why_not_run(results, index)
+    if not ran:
+        return out + [Claim(f"KL study{group}: {long}", False, missing, label=f"KL study{group}: {short}",
                             figure="not run") for long, short in names]  # fmt: skip
+    arms = kw["arms"]
     nokl, kl = arms["no_kl"], arms["with_kl"]
-    share_nokl, share_kl = _subset(nokl["leak_share"], index), _subset(kl["leak_share"], index)
+    share_nokl, share_kl = _subset(nokl["leak_share"], ran), _subset(kl["leak_share"], ran)
     drift = paired(share_nokl, share_kl)
-    rise = trend(nokl["rl_leak"]) if nokl["rl_leak"] else 0.0
+    curves = {arm: _group_curve(arms[arm], ran) for arm in ("no_kl", "with_kl")}
+    rise = trend(curves["no_kl"]) if curves["no_kl"] else 0.0
     shares = f"{mean_std(share_nokl)[0]:.2f} vs {mean_std(share_kl)[0]:.2f}"
-    out.append(Claim(
+    found = [Claim(
         f"KL study{group}: without the KL term the teacher drifts to leaking (its final traces' `leak` share above "
         "the with-KL teacher's, paired, and its share rising during RL, first → last quarter of the seeds' mean curve)",
         drift.held and rise > 0,
         f"`leak` share of the final traces {shares} ({_values(share_nokl)} vs {_values(share_kl)}); "
-        f"{drift.describe()}; during RL (first → last quarter, mean over all the run's seeds) no KL {rise:+.3f}, "
-        f"with KL {trend(kl['rl_leak']) if kl['rl_leak'] else 0.0:+.3f}",
-        label=f"KL study{group}: no-KL teacher drifts to leaking",
+        f"{drift.describe()}; during RL (first → last quarter of these seeds' mean curve) no KL {rise:+.3f}, "
+        f"with KL {trend(curves['with_kl']) if curves['with_kl'] else 0.0:+.3f}",
+        label=f"KL study{group}: {names[0][1]}",
         figure=f"`leak` share {shares}; {drift.short()}; during RL {rise:+.2f}",
-    ))  # fmt: skip
-    acc_nokl, acc_kl = _subset(nokl["accuracy"], index), _subset(kl["accuracy"], index)
-    base = _subset(results["arms"].get("no_explanation", {}).get("accuracy", []), index)
-    for other, values, short in (("the with-KL teacher's", acc_kl, "with-KL's"), ("the no-explanation baseline", base, "baseline")):  # fmt: skip
-        if len(values) != len(acc_nokl):
+    )]  # fmt: skip
+    acc_nokl = _subset(nokl["accuracy"], ran)
+    base = results["arms"].get("no_explanation", {}).get("accuracy", [])
+    for (long, short), values in zip(names[1:], (kl["accuracy"], base)):
+        if len(values) != len(nokl["accuracy"]):
             continue
-        found = paired(values, acc_nokl)
-        means = f"{mean_std(acc_nokl)[0]:.3f} vs {mean_std(values)[0]:.3f}"
-        out.append(Claim(
-            f"KL study{group}: the no-KL teacher's students fall below {other} (paired)",
-            found.held,
-            f"no KL {means} ({_values(acc_nokl)} vs {_values(values)}); {found.describe()}",
-            label=f"KL study{group}: no-KL students below {short}",
-            figure=f"{means}; {found.short()}",
+        found.append(_paired_claim(
+            f"KL study{group}: {long}", f"KL study{group}: {short}", _subset(values, ran), acc_nokl,
+            prefix="no KL ", lower_first=True,
         ))  # fmt: skip
-    return out
+    if missing:  # a seed of the group did not run the arms: nothing over the group can hold
+        found = [Claim(c[0], False, f"{missing}; on the {len(ran)} that ran: {c[2]}", label=c.label,
+                       figure=f"not run on {len(index) - len(ran)}/{len(index)} seeds; {c.figure}")
+                 for c in found]  # fmt: skip
+    return out + found
+
+
+def _group_curve(arm: dict[str, Any], ran: list[int]) -> list[float]:
+    """The mean `leak`-share curve over RL of the seeds at ``ran`` (the run's mean curve for older results)."""
+    per_seed = arm.get("rl_leak_per_seed")
+    return arm["rl_leak"] if per_seed is None else mean_curve([per_seed[i] for i in ran])
 
 
 def _nan(value: float, digits: int = 3) -> str:
@@ -243,16 +281,26 @@ def kl_work_tables(results: dict[str, Any]) -> str:
         "steps, with ℓ_T of the teacher the arms start from.",
         "",
         "| seed | reward without KL: leak | steps | with KL: leak | steps | solution log-prob: leak | steps "
-        "| leak's KL (mean) | passed |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| leak's KL (mean) | passed | starting teacher: clean leaks | RL arms run |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for seed, r, pays, stops in zip(results.get("seeds", []), check_rows(results, study), kw["leak_pays"],
-                                    kl_stops_leaks(results, study)):  # fmt: skip
+    seeds = results.get("seeds", [])
+    leaks, ran = (
+        kw.get("teacher_leak") or [None] * len(seeds),
+        set(arms_ran(results, list(range(len(seeds))))),
+    )
+    for i, (seed, r, pays, stops) in enumerate(zip(seeds, check_rows(results, study), kw["leak_pays"],
+                                                   kl_stops_leaks(results, study))):  # fmt: skip
         lines.append(
             f"| {seed} | {_nan(r['leak_no_kl'])} | {_nan(r['steps_no_kl'])} | {_nan(r['leak'], 2)} | "
             f"{_nan(r['steps'], 2)} | {_nan(r['leak_solution'])} | {_nan(r['steps_solution'])} | "
-            f"{_nan(r['leak_kl'], 2)} | {'yes' if pays and stops else 'no'} |"
+            f"{_nan(r['leak_kl'], 2)} | {'yes' if pays and stops else 'no'} | "
+            f"{'n/a' if leaks[i] is None else f'{leaks[i]:.2f}'} | {'yes' if i in ran else 'no'} |"
         )
+    minimum = results.get("config", {}).get("kl_work_teacher_min_leak")
+    if minimum is not None:
+        lines += ["", f"A seed runs the RL arms when its check passed and at least {minimum} of its starting "
+                  "teacher's explanations of the check's questions (sampled as in RL) are clean leaks."]  # fmt: skip
     lines += [
         "",
         "Pooled over seeds, every style:",
@@ -290,7 +338,12 @@ def kl_work_tables(results: dict[str, Any]) -> str:
         for name, values in others.items():
             if arm == "with_kl" and name == "with-KL teacher":
                 continue
-            found = paired(arms[arm]["accuracy"], values)
+            both = [
+                i
+                for i, (a, b) in enumerate(zip(arms[arm]["accuracy"], values))
+                if a is not None and b is not None
+            ]
+            found = paired(_subset(arms[arm]["accuracy"], both), _subset(values, both))
             lines.append(
                 f"| {arm} teacher | {name} | {', '.join(f'{d:+.3f}' for d in found.diffs)} | "
                 f"{found.wins}/{len(found.diffs)} above, {found.mean:+.3f} (CI {found.ci[0]:+.3f} … {found.ci[1]:+.3f}, "

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import statistics
 from dataclasses import asdict
 from typing import Any
 
 from rlt.demo.arguments import DemoArguments
 from rlt.demo.report import ARMS
+from rlt.demo.stats import mean_curve
 from rlt.tasks import STYLES
 
 
@@ -16,11 +16,6 @@ def _e4(pairs: list[tuple[float, float]]) -> dict[str, Any]:
     from rlt.analyze import reward_bins, spearman
 
     return {"n": len(pairs), "spearman": spearman(*zip(*pairs)), "bins": reward_bins(pairs, 4)}
-
-
-def _mean_curves(curves: list[list[float]]) -> list[float]:
-    n = min((len(c) for c in curves), default=0)
-    return [statistics.fmean(c[i] for c in curves) for i in range(n)]
 
 
 def _cold_starts(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, list[float]]]:
@@ -37,7 +32,11 @@ def _cold_starts(per_seed: list[dict[str, Any]]) -> dict[str, dict[str, list[flo
 
 
 def _kl_work(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-    """``--kl_work`` pooled: per seed the check's parts and verdict; the RL arms where every seed ran them."""
+    """``--kl_work`` pooled: per seed the checks' figures and verdicts, and the RL arms' (None where not run).
+
+    A seed runs the arms only where both checks passed; the others keep their place (None), so
+    the claims can name them and pair the rest.
+    """
     if not per_seed or not all("kl_work" in r.get("findings", {}) for r in per_seed):
         return {}
     seeds = [r["findings"]["kl_work"] for r in per_seed]
@@ -46,16 +45,25 @@ def _kl_work(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         "leak_pays": [k["leak_pays"] for k in seeds],
         "student": seeds[0].get("student", "persuaded"),
         "persuaded_accuracy": [k["persuaded_accuracy"] for k in seeds],
+        # the starting teacher's check (None: an output from before it existed)
+        "teacher_leak": [k.get("teacher_styles", {}).get("leak") for k in seeds],
+        "teacher_leaks": [k.get("teacher_leaks") for k in seeds],
     }
-    if all("arms" in k for k in seeds):
+    ran = [k for k in seeds if "arms" in k]
+    if ran:
+
+        def per(arm: str, key: str) -> list[Any]:
+            return [k["arms"][arm][key] if "arms" in k else None for k in seeds]
+
         out["arms"] = {
             arm: {
-                "accuracy": [k["arms"][arm]["accuracy"] for k in seeds],
-                "leak_share": [k["arms"][arm]["leak_share"] for k in seeds],
-                "rl_leak": _mean_curves([k["arms"][arm]["rl_leak"] for k in seeds]),
-                "trace_styles": [k["arms"][arm]["trace_styles"] for k in seeds],
+                "accuracy": per(arm, "accuracy"),
+                "leak_share": per(arm, "leak_share"),
+                "rl_leak": mean_curve([k["arms"][arm]["rl_leak"] for k in ran]),
+                "rl_leak_per_seed": per(arm, "rl_leak"),
+                "trace_styles": per(arm, "trace_styles"),
             }
-            for arm in seeds[0]["arms"]
+            for arm in ran[0]["arms"]
         }
     return out
 
@@ -70,7 +78,7 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
                 [frac[style] for _, frac in sorted(r["styles"][name].items(), key=lambda kv: int(kv[0]))]
                 for r in per_seed
             ]
-            out[style] = _mean_curves(series)
+            out[style] = mean_curve(series)
         return out
 
     return {
@@ -88,15 +96,13 @@ def aggregate(cfg: DemoArguments, per_seed: list[dict[str, Any]], elapsed: float
         },
         "student_accuracy": [r["student_accuracy"][-1] for r in per_seed],
         "rl": {
-            "reward": _mean_curves([r["rl"]["rlt"]["reward"] for r in per_seed]),
-            "solution_logprob_mean": _mean_curves(
-                [r["rl"]["rlt"]["solution_logprob_mean"] for r in per_seed]
-            ),
-            "kl_mean": _mean_curves([r["rl"]["rlt"]["kl_mean"] for r in per_seed]),
+            "reward": mean_curve([r["rl"]["rlt"]["reward"] for r in per_seed]),
+            "solution_logprob_mean": mean_curve([r["rl"]["rlt"]["solution_logprob_mean"] for r in per_seed]),
+            "kl_mean": mean_curve([r["rl"]["rlt"]["kl_mean"] for r in per_seed]),
             "style_fraction": styles("rlt"),
             **(
                 {
-                    "no_kl_reward": _mean_curves([r["rl"]["no_kl"]["reward"] for r in per_seed]),
+                    "no_kl_reward": mean_curve([r["rl"]["no_kl"]["reward"] for r in per_seed]),
                     "no_kl_style_fraction": styles("no_kl"),
                 }
                 if all("no_kl" in r["rl"] for r in per_seed)

@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     arms = 4 if cfg.kl_ablation else 3
     stages_per_seed = 4 + (arms - 2) + (arms - 1) + arms * 2 + (4 if cfg.findings else 0)
-    stages_per_seed += (3 if cfg.cold_starts else 0) + (10 if cfg.kl_work else 0)
+    kl_stages = 10 + (cfg.kl_work_teacher_copy_steps > 0)  # its student, starting teacher(s), 2 arms x 4
+    stages_per_seed += (3 if cfg.cold_starts else 0) + (kl_stages if cfg.kl_work else 0)
     start = time.time()
     ctx = mp.get_context("spawn")  # fresh interpreters: torch thread pools do not survive fork well
     with (

@@ -19,6 +19,12 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+def mean_curve(curves: list[list[float]]) -> list[float]:
+    """The step-wise mean of ``curves``, as long as the shortest."""
+    n = min((len(c) for c in curves), default=0)
+    return [statistics.fmean(c[i] for c in curves) for i in range(n)]
+
+
 @dataclass(frozen=True)
 class Paired:
     """A paired comparison of two arms over seeds (every arm of a seed shares its base, student, data).
