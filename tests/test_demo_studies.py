@@ -137,6 +137,13 @@ def test_the_imperfect_students_data_states_the_answer_after_its_steps_and_follo
         for r in rows[:50]
     ]
     assert student_rows(task, rows[:50], "imperfect", 3) == student_rows(task, rows[:50], "imperfect", 3)
+    # stated_first: that share of the stated answers comes before any step, a clean leak of the solution
+    first = student_rows(task, rows, "imperfect", 7, stated_share=0.5, stated_first=0.1, follow=0.7)
+    leaks = [
+        (r, o) for r, o in zip(rows, first) if task.classify_style(r["question"], o["explanation"]) == "leak"
+    ]
+    assert abs(len(leaks) / len(rows) - 0.05) < 0.015
+    assert all(o["explanation"] == f"answer {r['solution']}" == f"answer {o['solution']}" for r, o in leaks)
     persuaded = student_rows(task, rows, "persuaded", 7, leak_share=0.5)
     leaks = sum(task.classify_style(r["question"], r["explanation"]) == "leak" for r in persuaded)
     assert abs(leaks / len(rows) - 0.5) < 0.03 and all(

@@ -54,7 +54,16 @@ class FindingsArguments:
         0.5,
         "--kl_work, `imperfect` student: share of its traces that state the answer after the first k of their "
         "steps, k from 1 to all (`7+2=9; 9*3=7; answer 6`): the solution is there only in the stated answer, so "
-        "it learns to copy one, but none of its traces opens with one, so a leak stays unnatural to it.",
+        "it learns to copy one, but few of its traces open with one (--kl_work_stated_first), so a leak stays "
+        "unnatural to it.",
+    )
+    kl_work_stated_first: float = option(
+        0.1,
+        "--kl_work, `imperfect` student: share of those stated answers that come before any step (k = 0: a "
+        "clean leak, 5 percent of its traces at the defaults). Measured on seed 6 (the check's questions, no "
+        "KL): with none, a clean leak gave it the solution at log-prob -0.51 against -0.12 after correct steps, "
+        "and 300 more steps only reached -0.45; with 0.1, -0.001 against -0.15, and with the KL term a leak "
+        "still earned far less (-2.35 against -0.04).",
     )
     kl_work_follow: float = option(
         0.7,
@@ -73,9 +82,10 @@ class FindingsArguments:
     )
     kl_work_teacher_leak_share: float = option(
         0.5,
-        "--kl_work: both RL arms start from one teacher warmed up from the run's teacher initialisation on "
-        "`steps` and this share of `leak` explanations, so there are leaks to drift to (the run's warm-up "
-        "teacher writes about 1 percent); 0: the run's warm-up teacher.",
+        "--kl_work: both RL arms start from one teacher: the run's teacher initialisation, taught to state the "
+        "given answer (--kl_work_teacher_copy_steps), then warmed up on `steps` and this share of `leak` "
+        "explanations, so there are leaks to drift to (the run's warm-up teacher writes about 1 percent); 0: "
+        "the run's warm-up teacher.",
     )
     kl_work_teacher_steps: int = option(
         400,
@@ -179,6 +189,7 @@ class DemoArguments(FindingsArguments):
             )
         for name in (
             "kl_work_stated_share",
+            "kl_work_stated_first",
             "kl_work_follow",
             "kl_work_leak_share",
             "kl_work_teacher_leak_share",

@@ -12,8 +12,9 @@ Per seed, this stage builds one by construction, checks it, and only then runs t
 
    - ``imperfect`` (default): a share ``kl_work_stated_share`` of its traces state the answer
      *after* some of their steps (``7+2=9; 9*3=7; answer 6``: the first k, k from 1 to all), so
-     (a) a stated answer sets its solution exactly, yet (b) no trace of its own opens with one: a leak (``answer 6``) stays
-     unnatural to it and the KL term sees it. In the other traces the solution is the steps'
+     (a) a stated answer sets its solution exactly, yet (b) few traces of its own open with one
+     (a share ``kl_work_stated_first`` of those, so that a leak at the start persuades it on
+     every seed): a leak (``answer 6``) stays unnatural to it and the KL term sees it. In the other traces the solution is the steps'
      result only in a share ``kl_work_follow`` (a random other digit otherwise), so (c) it
      follows correct steps imperfectly: after them its solution log-prob is below a leak's.
    - ``persuaded``: a share ``kl_work_leak_share`` of its traces are clean leaks (it writes
@@ -78,13 +79,15 @@ def student_rows(
     seed: int,
     *,
     stated_share: float = 0.5,
+    stated_first: float = 0.0,
     follow: float = 0.7,
     leak_share: float = 0.5,
 ) -> list[dict[str, Any]]:
     """The training rows (``question``, ``solution``, ``explanation``) of the study's ``kind`` of student.
 
     ``imperfect``: a share ``stated_share`` states the answer after the first k of its steps (k
-    drawn from 1 to all, so the stated answer, not the last step, is what the solution copies);
+    drawn from 1 to all, so the stated answer, not the last step, is what the solution copies;
+    a share ``stated_first`` of these states it before any step: a clean leak);
     of the rest, a share ``follow`` has the steps' result as solution, the others a
     random other digit. ``persuaded``: a share ``leak_share`` are clean leaks. Drawn with
     ``random.Random(seed)``.
@@ -98,7 +101,10 @@ def student_rows(
         elif rng.random() < stated_share:
             # after the first k steps (k from 1 to all): the solution is there only in the stated answer
             chain = steps.split("; ")
-            explanation = "; ".join(chain[: rng.randint(1, len(chain))]) + f"; answer {solution}"
+            if rng.random() < stated_first:  # k = 0: a clean leak, rare enough to stay unnatural
+                explanation = task.explanation(r["question"], "leak", rng)
+            else:
+                explanation = "; ".join(chain[: rng.randint(1, len(chain))]) + f"; answer {solution}"
         else:
             explanation = steps
             if rng.random() >= follow:
@@ -118,7 +124,7 @@ def study_student(run: SeedRun) -> Path:
         return root / "student"
     rows = student_rows(
         run.task, run.rows["pretrain"], kind, run.base + 12, stated_share=cfg.kl_work_stated_share,
-        follow=cfg.kl_work_follow, leak_share=cfg.kl_work_leak_share,
+        stated_first=cfg.kl_work_stated_first, follow=cfg.kl_work_follow, leak_share=cfg.kl_work_leak_share,
     )  # fmt: skip
     data = write_jsonl(root / f"kl_work_{kind}_student.jsonl", rows)
     out = root / f"kl_student_{kind}"
@@ -308,6 +314,7 @@ def settings(cfg: Any) -> dict[str, Any]:
     """The settings whose change redoes the study's stages (the tolerance and the minimum leak share only decide)."""
     return {
         "student": cfg.kl_work_student, "steps": cfg.kl_work_steps, "stated_share": cfg.kl_work_stated_share,
+        "stated_first": cfg.kl_work_stated_first,
         "follow": cfg.kl_work_follow, "leak_share": cfg.kl_work_leak_share,
         "teacher_leak_share": cfg.kl_work_teacher_leak_share, "teacher_steps": cfg.kl_work_teacher_steps,
         "teacher_copy_steps": cfg.kl_work_teacher_copy_steps,
