@@ -170,6 +170,13 @@ def kl_work_claims(results: dict[str, Any]) -> list[Claim]:
     return out
 
 
+def _margin(tolerance: float) -> str:
+    """How a leak's no-KL reward must compare with correct steps' under ``tolerance`` (nats), in words."""
+    if tolerance < 0:
+        return f"beats correct steps' by at least {-tolerance}"
+    return f"is at least correct steps' − {tolerance}"
+
+
 def arms_ran(results: dict[str, Any], index: list[int]) -> list[int]:
     """The positions among ``index`` of the seeds that ran the KL study's RL arms."""
     acc = results["kl_work"].get("arms", {}).get("no_kl", {}).get("accuracy", [])
@@ -210,7 +217,7 @@ def _kl_claims(results: dict[str, Any], index: list[int], group: str) -> list[Cl
     with_kl = paired([r["steps"] for r in rows], [r["leak"] for r in rows])
     out = [Claim(
         f"KL study{group}: the KL term has work (for the RL arms' {student} frozen student, a clean leak's reward "
-        f"without the KL term is at least correct steps' − {tol}, and with it a leak earns less than correct "
+        f"without the KL term {_margin(tol)}, and with it a leak earns less than correct "
         "steps; every seed)",
         all(pays) and all(stops),
         f"leak pays without KL on {sum(pays)}/{len(pays)} seeds, KL stops it on {sum(stops)}/{len(stops)}; "
