@@ -40,7 +40,8 @@ class FindingsArguments:
         "it would not write one itself, it follows correct steps imperfectly), the reward's parts by style "
         "under it (the check that gates the RL arms: a clean leak beats correct steps without the KL term and "
         "loses with it), then teacher RL against it with and without the KL term, traces, students. "
-        "About 6 minutes more for three seeds on 2 shared cores (measured on a finished run: seed 0's stages 346 s).",
+        "About 7.5 minutes more for three seeds on 2 cores (measured on a finished run, seeds one after another: "
+        "448 s).",
     )
     kl_work_student: str = option(
         "imperfect",

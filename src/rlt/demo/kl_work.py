@@ -12,24 +12,25 @@ Per seed, this stage builds one by construction, checks it, and only then runs t
 
    - ``imperfect`` (default): a share ``kl_work_stated_share`` of its traces state the answer
      *after* some of their steps (``7+2=9; 9*3=7; answer 6``: the first k, k from 1 to all), so
-     (a) a stated answer sets its solution exactly, yet (b) few traces of its own open with one
-     (a share ``kl_work_stated_first`` of those, so that a leak at the start persuades it on
-     every seed): a leak (``answer 6``) stays unnatural to it and the KL term sees it. In the other traces the solution is the steps'
-     result only in a share ``kl_work_follow`` (a random other digit otherwise), so (c) it
-     follows correct steps imperfectly: after them its solution log-prob is below a leak's.
+     (a) a stated answer sets its solution exactly; only a share ``kl_work_stated_first`` of
+     those state it before any step (so that a leak at the start persuades it on every seed),
+     so (b) a leak (``answer 6``) stays unnatural to it and the KL term sees it. In the other
+     traces the solution is the steps' result only in a share ``kl_work_follow`` (a random
+     other digit otherwise), so (c) it follows correct steps imperfectly: after them its
+     solution log-prob is below a leak's.
    - ``persuaded``: a share ``kl_work_leak_share`` of its traces are clean leaks (it writes
      leaks itself, so the KL term rewards them); ``ordinary``: the run's student as it is.
-2. **The check that gates the RL arms.** ``CHECK_QUESTIONS`` questions explained in every
-   style (``steps``, ``leak``, ``wrong``, ``filler``), scored with ℓ_T of the teacher the arms
-   start from, by the run's ordinary student and by the study's student, with and without the
-   KL term. A seed passes when, for the study's student, a clean leak's reward without the KL
-   term is at least correct steps' minus ``kl_work_tolerance`` (*leaking pays*; the default,
-   negative, asks it to beat them) and with the KL term below correct steps' (*the KL term
-   stops it*).
-3. **The starting teacher**, the RL arms' common start: the teacher initialisation taught to
-   state the given answer (clean leaks only), then warmed up on correct steps and clean leaks, so
-   there are leaks to drift to. Its explanations of the check's questions are sampled as in RL;
-   a seed runs the arms only where at least ``kl_work_teacher_min_leak`` of them are clean leaks.
+2. **The starting teacher**, the RL arms' common start: the teacher initialisation taught to
+   state the given answer (``kl_work_teacher_copy_steps`` on clean leaks only), then warmed up
+   on correct steps and clean leaks, so there are leaks to drift to.
+3. **The two checks that gate the RL arms.** ``CHECK_QUESTIONS`` questions explained in every
+   style (``steps``, ``leak``, ``wrong``, ``filler``), scored with ℓ_T of the starting teacher
+   by the run's ordinary student and by the study's student, with and without the KL term.
+   The student's check passes when a clean leak's reward without the KL term is at least
+   correct steps' minus ``kl_work_tolerance`` (*leaking pays*; the default, negative, asks it
+   to beat them) and with the KL term below correct steps' (*the KL term stops it*). The
+   teacher's check passes when at least ``kl_work_teacher_min_leak`` of its explanations of
+   the same questions, sampled as in RL, are clean leaks.
 4. **The ablation, only where both checks passed**: teacher RL from that starting teacher
    against the study's student, with the KL term (the paper's coefficients) and without it,
    the same budget; each teacher's traces of the distillation questions, a student distilled
