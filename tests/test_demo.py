@@ -123,17 +123,10 @@ def test_quick_demo_end_to_end(tmp_path):
     stamps |= {p: p.stat().st_mtime_ns for p in seed_dir.glob("eval_*.json")}
     assert len(stamps) >= 4 + 6  # 4 distilled students + base, student, teachers; 4 evaluations
     # ... and adding --findings, --cold_starts and --kl_work to the finished run only runs those stages
-    # (a tolerance and a minimum leak share that make both KL checks pass, so the quick run reaches the
-    # KL arms too: its starting teacher, 10 + 30 steps, writes few clean leaks)
-    extra = [
-        "--findings",
-        "--cold_starts",
-        "--kl_work",
-        "--kl_work_tolerance",
-        "1000",
-        "--kl_work_teacher_min_leak",
-        "0",
-    ]
+    # (a tolerance and teacher bounds that make both KL checks pass, so the quick run reaches the
+    # KL arms too: its starting teacher, 10 + 30 steps, writes few clean leaks and many wrong steps)
+    extra = ["--findings", "--cold_starts", "--kl_work", "--kl_work_tolerance", "1000"]
+    extra += ["--kl_work_teacher_min_leak", "0", "--kl_work_teacher_max_wrong", "1"]
     assert cli(["demo", "--quick", "--kl_ablation", "true", *extra, "--out", str(out)]) == 0
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     again = json.loads((out / "results.json").read_text())
@@ -151,6 +144,15 @@ def test_quick_demo_end_to_end(tmp_path):
     report = (out / "report.md").read_text()
     assert "| E5: student RL" in report and "| E6: explaining Countdown" in report
     _check_studies(again, seed_dir, report)
+    # a starting teacher that fails its check gets a second round of copy steps, then no RL arms
+    assert cli(["demo", "--quick", "--kl_ablation", "true", *extra[:-1], "0", "--out", str(out)]) == 0
+    kw = json.loads((out / "results.json").read_text())["kl_work"]
+    assert kw["teacher_rounds"] == [2] and "arms" not in kw
+    assert (seed_dir / "teacher_kl_work_copy_r1" / ".rlt_stage_done").exists()
+    assert kw["teacher_wrong"] == [
+        json.loads((seed_dir / "kl_work_start_styles_r1.json").read_text())["wrong"]
+    ]
+    assert "not run on seed 0 (its starting teacher's clean leaks" in (out / "report.md").read_text()
 
 
 def _check_studies(res, seed_dir, report):

@@ -97,17 +97,29 @@ class FindingsArguments:
     )
     kl_work_teacher_copy_steps: int = option(
         200,
-        "--kl_work: before that warm-up, steps on clean leaks only (batch 32, learning rate 3e-3) that teach "
-        "the teacher initialisation to state the given answer; 0: none. Measured on seed 5, 256 sampled "
-        "explanations: without them, 400 warm-up steps gave 14 clean leaks and 102 `answer X` with a wrong X "
-        "(800 steps, learning rate 1e-3 or 3e-3, or another data order did no better); after 200 copy steps "
-        "alone, 256 clean leaks; then the 400 warm-up steps, 124 clean leaks, 123 correct steps, 0 wrong X.",
+        "--kl_work: before that warm-up, steps on clean leaks only (batch 32, the warm-up learning rate) that "
+        "teach the teacher initialisation to state the given answer; 0: none. Measured on seed 5, 256 sampled "
+        "explanations: without them, 400 warm-up steps gave 14 clean leaks and 102 `answer X` with a wrong X. "
+        "At learning rate 3e-3 they taught every seed to copy but cost some seeds their arithmetic (seed 10: 44 "
+        "percent wrong steps; at 5e-4, 1 of 256); at 5e-4 seed 5 did not learn to copy (25 of 256).",
+    )
+    kl_work_teacher_copy_rounds: int = option(
+        1,
+        "--kl_work: where the starting teacher's check fails, rounds of copy steps at the pre-training learning "
+        "rate (3e-3), each followed by the warm-up, until it passes. Measured on seed 5: a second round gave 119 "
+        "clean leaks, 127 correct steps and 9 wrong of 256.",
     )
     kl_work_teacher_min_leak: float = option(
         0.25,
-        "--kl_work: the starting teacher's share of clean leaks, among its explanations of the check's "
-        "questions (sampled as in RL), below which a seed does not run the RL arms: a teacher that does not "
-        "state the given answer has no leaks to drift to.",
+        "--kl_work: the starting teacher's check: its share of clean leaks among its explanations of the check's "
+        "questions (sampled as in RL) must be at least this (a teacher that does not state the given answer has "
+        "no leaks to drift to) ...",
+    )
+    kl_work_teacher_max_wrong: float = option(
+        0.15,
+        "--kl_work: ... and its share of wrong steps at most this: where its step attempts are often wrong, a "
+        "leak beats the average attempt even with the KL term (seeds 3, 10, 11 at 26, 44, 18 percent wrong: "
+        "their with-KL teachers leaked too). A seed runs the RL arms only where the check passes.",
     )
     kl_work_tolerance: float = option(
         -0.02,
@@ -195,6 +207,7 @@ class DemoArguments(FindingsArguments):
             "kl_work_leak_share",
             "kl_work_teacher_leak_share",
             "kl_work_teacher_min_leak",
+            "kl_work_teacher_max_wrong",
         ):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: {getattr(self, name)}; expected a share between 0 and 1")

@@ -231,58 +231,77 @@ def _teacher_rows(run: SeedRun, rng: random.Random, leak_share: float) -> list[d
     ]  # fmt: skip
 
 
-def start_teacher(run: SeedRun) -> Path:
-    """The RL arms' start: the run's warm-up teacher, or one taught to copy, then warmed up on steps and leaks.
+def teacher_sound(styles: dict[str, float], cfg: Any) -> bool:
+    """The teacher's check: enough clean leaks to drift to, and few wrong steps (arithmetic kept)."""
+    return styles["leak"] >= cfg.kl_work_teacher_min_leak and styles["wrong"] <= cfg.kl_work_teacher_max_wrong
+
+
+def start_teacher(run: SeedRun) -> tuple[Path, list[dict[str, float]]]:
+    """The RL arms' start, and its sampled styles per round: taught to copy, then warmed up on steps and leaks.
 
     With ``kl_work_teacher_leak_share`` > 0 the teacher initialisation first learns to state the
-    given answer (``kl_work_teacher_copy_steps`` on clean leaks only), then is warmed up as the
-    run's warm-up teacher (learning rate, questions) for ``kl_work_teacher_steps`` on a
+    given answer (``kl_work_teacher_copy_steps`` on clean leaks only, at the warm-up learning
+    rate), then is warmed up as the run's warm-up teacher for ``kl_work_teacher_steps`` on a
     ``steps``/``leak`` mix, so a drift to leaking has leaks to start from (the run's warm-up
-    teacher writes about 1 percent). A leak only persuades when it states the given solution;
-    from the mix alone the teacher of one seed learned `answer X` with a wrong X.
+    teacher writes about 1 percent). Where the teacher's check fails (:func:`teacher_sound`), up
+    to ``kl_work_teacher_copy_rounds`` more rounds of copy steps at the pre-training learning
+    rate follow, each with its warm-up: a rate that teaches one seed's teacher to copy corrupts
+    another's arithmetic, so the higher one is used only where it is needed.
     """
     from rlt import sft
 
     cfg, root = run.cfg, run.root
     share = cfg.kl_work_teacher_leak_share
     if share <= 0:
-        return root / "teacher_sft"
-    init = root / "teacher_init"
-    if cfg.kl_work_teacher_copy_steps > 0:
-        copy_data = write_jsonl(
-            root / "kl_work_copy.jsonl", _teacher_rows(run, random.Random(run.base + 15), 1.0)
-        )
-        copy = root / "teacher_kl_work_copy"
-        copy_args = sft_args(
-            str(init), copy_data, copy, cfg.kl_work_teacher_copy_steps, run.seed, "reasoning_trace"
+        return root / "teacher_sft", [teacher_styles(run, root / "teacher_sft")]
+    data = write_jsonl(root / "kl_work_warmup.jsonl", _teacher_rows(run, random.Random(run.base + 14), share))
+    copy_data = write_jsonl(
+        root / "kl_work_copy.jsonl", _teacher_rows(run, random.Random(run.base + 15), 1.0)
+    )
+    source, rounds = root / "teacher_init", []
+    for r in range(1 + cfg.kl_work_teacher_copy_rounds):
+        suffix = f"_r{r}" if r else ""
+        if cfg.kl_work_teacher_copy_steps > 0:
+            # round 0 at the warm-up rate (arithmetic kept); later rounds at the pre-training rate
+            rate = cfg.warmup_learning_rate if r == 0 else cfg.pretrain_learning_rate
+            copy = root / f"teacher_kl_work_copy{suffix}"
+            steps = cfg.kl_work_teacher_copy_steps
+            copy_args = sft_args(str(source), copy_data, copy, steps, run.seed, "reasoning_trace", rate)
+            run.stage(
+                f"KL study: the starting teacher learns to state the given answer (round {r})",
+                lambda copy_args=copy_args: sft.warmup_main(copy_args),
+                copy,
+            )
+            source = copy
+        out = root / f"teacher_kl_work_start{suffix}"
+        args = sft_args(
+            str(source),
+            data,
+            out,
+            cfg.kl_work_teacher_steps,
+            run.seed,
+            "reasoning_trace",
+            cfg.warmup_learning_rate,
         )
         run.stage(
-            "KL study: the starting teacher learns to state the given answer",
-            lambda: sft.warmup_main(copy_args),
-            copy,
+            f"KL study: the arms' starting teacher (warm-up on steps and leaks, round {r})",
+            lambda args=args: sft.warmup_main(args),
+            out,
         )
-        init = copy
-    data = write_jsonl(root / "kl_work_warmup.jsonl", _teacher_rows(run, random.Random(run.base + 14), share))
-    out = root / "teacher_kl_work_start"
-    args = sft_args(
-        str(init), data, out, cfg.kl_work_teacher_steps, run.seed, "reasoning_trace", cfg.warmup_learning_rate
-    )
-    run.stage(
-        "KL study: the arms' starting teacher (warm-up on steps and leaks)",
-        lambda: sft.warmup_main(args),
-        out,
-    )
-    return out
+        rounds.append(teacher_styles(run, out, suffix))
+        if teacher_sound(rounds[-1], cfg) or cfg.kl_work_teacher_copy_steps <= 0:
+            break
+    return out, rounds
 
 
-def teacher_styles(run: SeedRun, teacher: Path) -> dict[str, float]:
+def teacher_styles(run: SeedRun, teacher: Path, suffix: str = "") -> dict[str, float]:
     """The share of each style among ``teacher``'s explanations of the check's questions (sampled as in RL)."""
     from rlt import collect
     from rlt.loading import load_model_and_tokenizer
 
     def sample() -> dict[str, float]:
         model, tok = load_model_and_tokenizer(str(teacher))
-        out = run.root / "kl_work_start_traces.jsonl"
+        out = run.root / f"kl_work_start_traces{suffix}.jsonl"
         collect.collect_traces(
             model, tok, run.rows["distill"][:CHECK_QUESTIONS], out, num_traces=1, temperature=0.7,
             max_new_tokens=32, batch_size=128, seed=run.base + 16, tag_format=COMPACT, system_prompt="",
@@ -292,7 +311,7 @@ def teacher_styles(run: SeedRun, teacher: Path) -> dict[str, float]:
         styles = Counter(run.task.classify_style(r["question"], r["explanation"]) for r in rows)
         return {s: styles[s] / max(1, len(rows)) for s in STYLES}
 
-    return cached_json(run.root / "kl_work_start_styles.json", sample)
+    return cached_json(run.root / f"kl_work_start_styles{suffix}.json", sample)
 
 
 def ablation(run: SeedRun, warm: Path, student: Path) -> dict[str, dict[str, Any]]:
@@ -312,13 +331,15 @@ def ablation(run: SeedRun, warm: Path, student: Path) -> dict[str, dict[str, Any
 
 
 def settings(cfg: Any) -> dict[str, Any]:
-    """The settings whose change redoes the study's stages (the tolerance and the minimum leak share only decide)."""
+    """The settings whose change redoes the study's stages (the tolerance only decides: not among them)."""
     return {
         "student": cfg.kl_work_student, "steps": cfg.kl_work_steps, "stated_share": cfg.kl_work_stated_share,
         "stated_first": cfg.kl_work_stated_first,
         "follow": cfg.kl_work_follow, "leak_share": cfg.kl_work_leak_share,
         "teacher_leak_share": cfg.kl_work_teacher_leak_share, "teacher_steps": cfg.kl_work_teacher_steps,
-        "teacher_copy_steps": cfg.kl_work_teacher_copy_steps,
+        "teacher_copy_steps": cfg.kl_work_teacher_copy_steps, "teacher_copy_rounds": cfg.kl_work_teacher_copy_rounds,
+        "teacher_copy_rates": "warm-up, then pre-training", "teacher_max_wrong": cfg.kl_work_teacher_max_wrong,
+        "teacher_min_leak": cfg.kl_work_teacher_min_leak,
     }  # fmt: skip
 
 
@@ -328,17 +349,18 @@ def kl_work(run: SeedRun) -> dict[str, Any]:
     cfg.validate()
     guard_settings(run.root, "kl_study", settings(cfg), OUTPUTS)
     student = study_student(run)
-    warm = start_teacher(run)
+    warm, rounds = start_teacher(run)
     out = {**check(run, student, warm), "student": cfg.kl_work_student}
-    out["teacher_styles"] = teacher_styles(run, warm)
-    out["teacher_leaks"] = out["teacher_styles"]["leak"] >= cfg.kl_work_teacher_min_leak
+    out["teacher_styles"], out["teacher_rounds"] = rounds[-1], rounds
+    out["teacher_leaks"] = teacher_sound(rounds[-1], cfg)
     parts = out["parts"][cfg.kl_work_student]
     leak, steps = parts.get("leak", {}), parts.get("steps", {})
     run.note(
         f"KL study check ({cfg.kl_work_student} student): without KL a leak {leak.get('reward_no_kl', float('nan')):.3f} "
         f"vs correct steps {steps.get('reward_no_kl', float('nan')):.3f}; with KL {leak.get('reward', float('nan')):.2f} "
         f"vs {steps.get('reward', float('nan')):.2f}; passed: {out['passed']}; the starting teacher's clean leaks "
-        f"{out['teacher_styles']['leak']:.2f} (at least {cfg.kl_work_teacher_min_leak}: {out['teacher_leaks']})"
+        f"{out['teacher_styles']['leak']:.2f}, wrong steps {out['teacher_styles']['wrong']:.2f} after "
+        f"{len(rounds)} round(s) (passed: {out['teacher_leaks']})"
     )
     if out["passed"] and out["teacher_leaks"]:
         out["arms"] = ablation(run, warm, student)

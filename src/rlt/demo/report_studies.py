@@ -187,14 +187,20 @@ def why_not_run(results: dict[str, Any], index: list[int]) -> str:
     """Which seeds at ``index`` did not run the RL arms, and which check stopped each; "" when all ran."""
     kw, ran = results["kl_work"], set(arms_ran(results, index))
     rows, seeds = check_rows(results, kw.get("student", "persuaded")), results.get("seeds", [])
-    minimum = results.get("config", {}).get("kl_work_teacher_min_leak", 0.0)
+    config = results.get("config", {})
+    minimum, maximum = (
+        config.get("kl_work_teacher_min_leak", 0.0),
+        config.get("kl_work_teacher_max_wrong", 1.0),
+    )
+    wrong = kw.get("teacher_wrong") or [None] * len(seeds)
     reasons = []
     for i in (i for i in index if i not in ran):
         if not (kw["leak_pays"][i] and rows[i]["leak"] < rows[i]["steps"]):
             reasons.append(f"seed {seeds[i]} (the student's check failed)")
         elif (share := (kw.get("teacher_leak") or [None] * len(seeds))[i]) is not None:
+            slips = "" if wrong[i] is None else f", wrong steps {wrong[i]:.2f} (at most {maximum})"
             reasons.append(
-                f"seed {seeds[i]} (its starting teacher's clean leaks {share:.2f}, below {minimum})"
+                f"seed {seeds[i]} (its starting teacher's clean leaks {share:.2f} (at least {minimum}){slips})"
             )
         else:  # results written before a seed's arms were kept apart from the others'
             reasons.append(f"seed {seeds[i]} (no RL-arm figures)")
@@ -288,7 +294,7 @@ def kl_work_tables(results: dict[str, Any]) -> str:
         "steps, with ℓ_T of the teacher the arms start from.",
         "",
         "| seed | reward without KL: leak | steps | with KL: leak | steps | solution log-prob: leak | steps "
-        "| leak's KL (mean) | passed | starting teacher: clean leaks | RL arms run |",
+        "| leak's KL (mean) | passed | starting teacher: clean leaks / wrong steps | RL arms run |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     seeds = results.get("seeds", [])
@@ -296,18 +302,22 @@ def kl_work_tables(results: dict[str, Any]) -> str:
         kw.get("teacher_leak") or [None] * len(seeds),
         set(arms_ran(results, list(range(len(seeds))))),
     )
+    wrong = kw.get("teacher_wrong") or [None] * len(seeds)
     for i, (seed, r, pays, stops) in enumerate(zip(seeds, check_rows(results, study), kw["leak_pays"],
                                                    kl_stops_leaks(results, study))):  # fmt: skip
         lines.append(
             f"| {seed} | {_nan(r['leak_no_kl'])} | {_nan(r['steps_no_kl'])} | {_nan(r['leak'], 2)} | "
             f"{_nan(r['steps'], 2)} | {_nan(r['leak_solution'])} | {_nan(r['steps_solution'])} | "
             f"{_nan(r['leak_kl'], 2)} | {'yes' if pays and stops else 'no'} | "
-            f"{'n/a' if leaks[i] is None else f'{leaks[i]:.2f}'} | {'yes' if i in ran else 'no'} |"
+            f"{'n/a' if leaks[i] is None else f'{leaks[i]:.2f}'} / {'n/a' if wrong[i] is None else f'{wrong[i]:.2f}'} | "
+            f"{'yes' if i in ran else 'no'} |"
         )
     minimum = results.get("config", {}).get("kl_work_teacher_min_leak")
     if minimum is not None:
-        lines += ["", f"A seed runs the RL arms when its check passed and at least {minimum} of its starting "
-                  "teacher's explanations of the check's questions (sampled as in RL) are clean leaks."]  # fmt: skip
+        maximum = results.get("config", {}).get("kl_work_teacher_max_wrong", 1.0)
+        lines += ["", f"A seed runs the RL arms when its check passed and, among its starting teacher's explanations "
+                  f"of the check's questions (sampled as in RL), at least {minimum} are clean leaks and at most "
+                  f"{maximum} wrong steps."]  # fmt: skip
     lines += [
         "",
         "Pooled over seeds, every style:",

@@ -47,6 +47,8 @@ def _kl_work(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
         "persuaded_accuracy": [k["persuaded_accuracy"] for k in seeds],
         # the starting teacher's check (None: an output from before it existed)
         "teacher_leak": [k.get("teacher_styles", {}).get("leak") for k in seeds],
+        "teacher_wrong": [k.get("teacher_styles", {}).get("wrong") for k in seeds],
+        "teacher_rounds": [len(k.get("teacher_rounds", [])) for k in seeds],
         "teacher_leaks": [k.get("teacher_leaks") for k in seeds],
     }
     ran = [k for k in seeds if "arms" in k]
