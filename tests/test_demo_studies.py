@@ -287,7 +287,7 @@ def test_kl_work_claims_name_a_seed_whose_starting_teacher_does_not_leak(tmp_pat
     kw = res["kl_work"]
     res["config"]["kl_work_teacher_min_leak"], res["config"]["kl_work_teacher_max_wrong"] = 0.25, 0.15
     kw["teacher_leak"], kw["teacher_leaks"] = [0.5, 0.05, 0.45], [True, False, True]
-    kw["teacher_wrong"] = [0.01, 0.02, 0.03]
+    kw["teacher_wrong"], kw["teacher_rounds"] = [0.01, 0.02, 0.03], [1, 2, 1]
     for arm in kw["arms"].values():  # seed 1 did not run the arms
         arm["accuracy"][1] = arm["leak_share"][1] = None
         arm["rl_leak_per_seed"] = [list(arm["rl_leak"]), None, list(arm["rl_leak"])]
@@ -304,7 +304,8 @@ def test_kl_work_claims_name_a_seed_whose_starting_teacher_does_not_leak(tmp_pat
     assert "2/2 seeds" in found[1][2] and "2/2 seeds" in found[2][2] and "2/2 seeds" in found[3][2]
     tables = kl_work_tables(res)
     assert (
-        "| 1 | -0.020 | -0.200 | -9.00 | -0.30 | -0.020 | -0.200 | +3.00 | yes | 0.05 / 0.02 | no |" in tables
+        "| 1 | -0.020 | -0.200 | -9.00 | -0.30 | -0.020 | -0.200 | +3.00 | yes | 0.05 / 0.02 (2 rounds) | no |"
+        in tables
     )
     assert "0.060, —, 0.070" in tables  # the no-KL students: seed 1 not run
     assert "| no_kl teacher | with-KL teacher | -0.840, -0.830 | 0/2 above" in tables

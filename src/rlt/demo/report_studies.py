@@ -294,7 +294,7 @@ def kl_work_tables(results: dict[str, Any]) -> str:
         "steps, with ℓ_T of the teacher the arms start from.",
         "",
         "| seed | reward without KL: leak | steps | with KL: leak | steps | solution log-prob: leak | steps "
-        "| leak's KL (mean) | passed | starting teacher: clean leaks / wrong steps | RL arms run |",
+        "| leak's KL (mean) | passed | starting teacher: clean leaks / wrong steps (copy rounds) | RL arms run |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     seeds = results.get("seeds", [])
@@ -303,13 +303,15 @@ def kl_work_tables(results: dict[str, Any]) -> str:
         set(arms_ran(results, list(range(len(seeds))))),
     )
     wrong = kw.get("teacher_wrong") or [None] * len(seeds)
+    rounds = kw.get("teacher_rounds") or [1] * len(seeds)  # copy rounds its check needed
     for i, (seed, r, pays, stops) in enumerate(zip(seeds, check_rows(results, study), kw["leak_pays"],
                                                    kl_stops_leaks(results, study))):  # fmt: skip
         lines.append(
             f"| {seed} | {_nan(r['leak_no_kl'])} | {_nan(r['steps_no_kl'])} | {_nan(r['leak'], 2)} | "
             f"{_nan(r['steps'], 2)} | {_nan(r['leak_solution'])} | {_nan(r['steps_solution'])} | "
             f"{_nan(r['leak_kl'], 2)} | {'yes' if pays and stops else 'no'} | "
-            f"{'n/a' if leaks[i] is None else f'{leaks[i]:.2f}'} / {'n/a' if wrong[i] is None else f'{wrong[i]:.2f}'} | "
+            f"{'n/a' if leaks[i] is None else f'{leaks[i]:.2f}'} / {'n/a' if wrong[i] is None else f'{wrong[i]:.2f}'}"
+            f"{f' ({rounds[i]} rounds)' if rounds[i] > 1 else ''} | "
             f"{'yes' if i in ran else 'no'} |"
         )
     minimum = results.get("config", {}).get("kl_work_teacher_min_leak")
