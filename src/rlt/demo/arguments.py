@@ -40,8 +40,9 @@ class FindingsArguments:
         "it would not write one itself, it follows correct steps imperfectly), the reward's parts by style "
         "under it (the check that gates the RL arms: a clean leak beats correct steps without the KL term and "
         "loses with it), then teacher RL against it with and without the KL term, traces, students. "
-        "About 7.5 minutes more for three seeds on 2 cores (measured on a finished run, seeds one after another: "
-        "448 s).",
+        "About 6 minutes more for three seeds on 2 cores (measured with 2 threads, seeds one after another: "
+        "356 s, 112-125 s a seed; a second copy round for the starting teacher repeats two of its stages, 20 s "
+        "with 2 threads).",
     )
     kl_work_student: str = option(
         "imperfect",
