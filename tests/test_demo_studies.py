@@ -105,6 +105,19 @@ def test_leak_pays_within_the_tolerance_and_the_gate():
     assert gate(parts, -0.02)["leak_pays"] is False
 
 
+def test_the_starting_teachers_check_asks_for_leaks_and_sound_steps():
+    from types import SimpleNamespace
+
+    from rlt.demo.kl_work import teacher_sound
+
+    cfg = SimpleNamespace(kl_work_teacher_min_leak=0.25, kl_work_teacher_max_wrong=0.15)
+    styles = {"steps": 0.47, "leak": 0.52, "wrong": 0.01, "filler": 0.0}
+    assert teacher_sound(styles, cfg) is True
+    assert teacher_sound({**styles, "leak": 0.055}, cfg) is False  # it never learned to state the answer
+    assert teacher_sound({**styles, "wrong": 0.18}, cfg) is False  # its arithmetic was lost
+    assert teacher_sound({**styles, "leak": 0.25, "wrong": 0.15}, cfg) is True  # both bounds inclusive
+
+
 def test_the_imperfect_students_data_states_the_answer_after_its_steps_and_follows_steps_imperfectly():
     from rlt.demo.kl_work import student_rows
     from rlt.tasks import DigitsTask
