@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     except (RLTError, FileNotFoundError) as err:
         print(f"rlt {name}: error: {err}", file=sys.stderr)
         return 2
+    from rlt.sharding import finish
+
+    finish()  # a launched job's processes end together (a failed one exits without waiting)
     return int(result or 0)
 
 

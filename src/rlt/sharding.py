@@ -130,6 +130,26 @@ def on_main(shard: Shard, compute: Callable[[], T]) -> T:
     return box[0]
 
 
+def finish() -> None:
+    """End a launched job together: every process waits for the others, then drops its process group.
+
+    Without it the main process, which hosts the launcher's store, can exit while another rank
+    still tears down its gloo threads: one rank of a two-node ``rlt train`` aborted so on
+    torch 2.11 ("terminate called without an active exception") after both had trained.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        return
+    from accelerate import PartialState
+
+    state = PartialState()
+    state.wait_for_everyone()
+    state.destroy_process_group()
+
+
 # --------------------------------------------------------------------------- the share rule
 
 
